@@ -1,0 +1,231 @@
+"""MNIST and Fashion-MNIST: loading (local IDX files or the Keras download), binarization, tf.data.
+
+Where the data comes from, in order: the `data_dir` argument (the CLI's `--data-dir`), the
+`TFP_VAE_DATA_DIR` environment variable, and otherwise the normal Keras download (cached in
+`~/.keras/datasets`). A data directory holds the official gzipped IDX files, either directly or
+in a sub-folder named after the dataset (`mnist/`, `fashion-mnist/`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfp_vae.backend import keras, tf
+
+__all__ = [
+    "BINARIZATIONS",
+    "DATA_DIR_ENV",
+    "DATASETS",
+    "ImageDataset",
+    "load_dataset",
+    "make_dataset",
+]
+
+DATA_DIR_ENV = "TFP_VAE_DATA_DIR"
+BINARIZATIONS = ("none", "dynamic", "fixed")
+
+_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+_IDX_MAGIC = {3: 2051, 1: 2049}
+
+DATASETS = {
+    "mnist": {
+        "folders": ("mnist",),
+        "keras": keras.datasets.mnist,
+        "class_names": tuple(str(i) for i in range(10)),
+    },
+    "fashion_mnist": {
+        "folders": ("fashion-mnist", "fashion_mnist"),
+        "keras": keras.datasets.fashion_mnist,
+        "class_names": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                        "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images as float32 in [0, 1] with shape `[n, 28, 28, 1]`, and integer labels.
+
+    Attributes:
+      name: Dataset name.
+      x_train, y_train, x_test, y_test: NumPy arrays.
+      class_names: Name of each label.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def _canonical_name(name: str) -> str:
+    key = str(name).lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose 'mnist' or 'fashion-mnist'.")
+    return key
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    hint = (f"re-download it, or point --data-dir / {DATA_DIR_ENV} at a folder with the "
+            "official gzipped IDX files")
+    try:
+        with gzip.open(path, "rb") as stream:
+            raw = stream.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f"Cannot read {path}: not a valid gzip file ({error}); {hint}.") from None
+    header_size = 4 * (1 + ndim)
+    if len(raw) < header_size:
+        raise ValueError(f"{path} is truncated (only {len(raw)} bytes); {hint}.")
+    magic, *dims = struct.unpack(f">{1 + ndim}I", raw[:header_size])
+    if magic != _IDX_MAGIC[ndim]:
+        raise ValueError(f"{path} is not an IDX file with {ndim} dimension(s) (magic {magic}, "
+                         f"expected {_IDX_MAGIC[ndim]}); {hint}.")
+    expected = int(np.prod(dims))
+    if len(raw) - header_size != expected:
+        raise ValueError(f"{path} holds {len(raw) - header_size} values but its header promises "
+                         f"{expected}; {hint}.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def _find_folder(data_dir: Path, name: str) -> Path:
+    for folder in DATASETS[name]["folders"]:
+        if (data_dir / folder).is_dir():
+            return data_dir / folder
+    return data_dir
+
+
+def _load_local(data_dir: Path, name: str):
+    folder = _find_folder(data_dir, name)
+    arrays = {}
+    for key, filename in _FILES.items():
+        path = folder / filename
+        if not path.is_file():
+            subfolders = " or ".join(f"{data_dir / f}" for f in DATASETS[name]["folders"])
+            raise FileNotFoundError(
+                f"Missing {path}: put the {name} IDX files in {subfolders} (or directly in "
+                f"{data_dir}), or set --data-dir / {DATA_DIR_ENV} to the folder that has them.")
+        arrays[key] = _read_idx(path, 3 if key.endswith("images") else 1)
+    for split in ("train", "test"):
+        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
+            raise ValueError(f"{folder}: {split} images and labels differ in count; re-download "
+                             "the files.")
+    return ((arrays["train_images"], arrays["train_labels"]),
+            (arrays["test_images"], arrays["test_labels"]))
+
+
+def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None = None
+                 ) -> ImageDataset:
+    """Loads MNIST or Fashion-MNIST as float32 images in [0, 1] with labels and class names.
+
+    Args:
+      name: `'mnist'` or `'fashion_mnist'` (`'fashion-mnist'` also accepted).
+        Default: `'fashion_mnist'`.
+      data_dir: Folder with the gzipped IDX files (or with an `mnist/` / `fashion-mnist/`
+        sub-folder). `None` uses `$TFP_VAE_DATA_DIR`, and without it the Keras download.
+        Default: `None`.
+
+    Returns:
+      An `ImageDataset` with `x_*` of shape `[n, 28, 28, 1]`.
+
+    Raises:
+      ValueError: If `name` is unknown or a file is corrupt (the message names the file).
+      FileNotFoundError: If `data_dir` (or `$TFP_VAE_DATA_DIR`) lacks a file (named, with the
+        flag and variable to set).
+
+    #### Examples
+
+    ```python
+    data = load_dataset("fashion_mnist", data_dir="../shared/data")
+    data.x_train.shape, data.class_names[0]  # (60000, 28, 28, 1), 'T-shirt/top'
+    ```
+    """
+    name = _canonical_name(name)
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise FileNotFoundError(f"Data folder {data_dir} does not exist; fix --data-dir or "
+                                    f"{DATA_DIR_ENV}, or unset it to download with Keras.")
+        (x_train, y_train), (x_test, y_test) = _load_local(data_dir, name)
+    else:
+        (x_train, y_train), (x_test, y_test) = DATASETS[name]["keras"].load_data()
+
+    def images(x):
+        return (x.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
+
+    return ImageDataset(name, images(x_train), y_train.astype(np.int64), images(x_test),
+                        y_test.astype(np.int64), DATASETS[name]["class_names"])
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 128,
+                 shuffle: bool = True, binarization: str = "none", seed: int = 0,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+    """A `tf.data` pipeline over images in [0, 1], optionally binarized.
+
+    Binarization draws each pixel from `Bernoulli(intensity)`:
+    `'dynamic'` draws anew every epoch (a regulariser; Salakhutdinov & Murray, 2008),
+    `'fixed'` draws once from `seed`, so every epoch (and every run) sees the same binary images.
+
+    Args:
+      images: `[n, h, w, c]` float array in [0, 1].
+      labels: Optional `[n]` labels; the dataset then yields `(image, label)`. Default: `None`.
+      batch_size: Python `int`. Default: `128`.
+      shuffle: Reshuffle every epoch. Default: `True`.
+      binarization: `'none'`, `'dynamic'` or `'fixed'`. Default: `'none'`.
+      seed: Seed for shuffling and binarization. Default: `0`.
+      drop_remainder: Drop the last partial batch. Default: `False`.
+
+    Returns:
+      A batched, prefetched `tf.data.Dataset`.
+
+    Raises:
+      ValueError: If `binarization` is unknown or `images` are not in [0, 1].
+
+    #### Examples
+
+    ```python
+    train = make_dataset(data.x_train, batch_size=128, binarization="dynamic")
+    vae.fit(train, epochs=10)
+    ```
+    """
+    if binarization not in BINARIZATIONS:
+        raise ValueError(f"Unknown binarization {binarization!r}; choose one of "
+                         f"{list(BINARIZATIONS)}.")
+    images = np.asarray(images, dtype=np.float32)
+    if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        raise ValueError("Images must be scaled to [0, 1] before binarization or training; "
+                         "divide uint8 images by 255.")
+    if binarization == "fixed":
+        images = (np.random.default_rng(seed).random(images.shape, dtype=np.float32)
+                  < images).astype(np.float32)
+    tensors = images if labels is None else (images, np.asarray(labels))
+    dataset = tf.data.Dataset.from_tensor_slices(tensors)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if binarization == "dynamic":
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, noise_seeds)).map(
+            _binarize_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _binarize_batch(batch, noise_seed):
+    x = batch[0] if isinstance(batch, tuple) else batch
+    uniform = tf.random.stateless_uniform(tf.shape(x), seed=noise_seed, dtype=x.dtype)
+    binary = tf.cast(uniform < x, x.dtype)
+    return (binary, *batch[1:]) if isinstance(batch, tuple) else binary
+
