@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from tfp_vae.backend import check_tf_keras, keras, tf, tfd
 
 __all__ = [
@@ -217,7 +219,7 @@ def _stop_gradient_parameters(distribution):
     stopped = {
         name: tf.stop_gradient(value)
         for name, value in distribution.parameters.items()
-        if tf.is_tensor(value) or isinstance(value, tf.Variable)
+        if tf.is_tensor(value) or isinstance(value, (tf.Variable, np.ndarray, float))
     }
     if not stopped:
         raise ValueError(
