@@ -15,9 +15,10 @@ from tfp_vae.heads import LIKELIHOODS, POSTERIORS
 from tfp_vae.kl import KL_ESTIMATORS
 from tfp_vae.networks import NETWORKS
 
-__all__ = ["KL_ATTACHMENTS", "MODEL_KINDS", "ModelConfig"]
+__all__ = ["DTYPE_POLICIES", "KL_ATTACHMENTS", "MODEL_KINDS", "ModelConfig"]
 
 KL_ATTACHMENTS = ("loss", "add_loss", "regularizer")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 MODEL_KINDS = ("vae", "autoencoder")
 
 
@@ -48,6 +49,9 @@ class ModelConfig:
       kl_estimator: Name in `tfp_vae.kl.KL_ESTIMATORS`. Default: `'analytic'`.
       num_samples: Posterior samples per example for the ELBO (and Monte Carlo KL). Default: `1`.
       beta: Initial KL weight. Default: `1.0`.
+      dtype_policy: Keras dtype policy of the network bodies: `'float32'` or
+        `'mixed_bfloat16'` (bfloat16 compute, float32 weights); distribution heads and losses
+        always run in float32. Default: `'float32'`.
 
     Raises:
       ValueError: On construction, if any field is invalid; the message names the field.
@@ -71,13 +75,15 @@ class ModelConfig:
     kl_estimator: str = "analytic"
     num_samples: int = 1
     beta: float = 1.0
+    dtype_policy: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "network_options", _jsonable(dict(self.network_options)))
         choices = {"kind": MODEL_KINDS, "network": tuple(NETWORKS),
                    "posterior": tuple(POSTERIORS), "likelihood": tuple(LIKELIHOODS),
-                   "kl_attachment": KL_ATTACHMENTS, "kl_estimator": tuple(KL_ESTIMATORS)}
+                   "kl_attachment": KL_ATTACHMENTS, "kl_estimator": tuple(KL_ESTIMATORS),
+                   "dtype_policy": DTYPE_POLICIES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name} must be one of {sorted(allowed)}, "

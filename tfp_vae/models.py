@@ -28,6 +28,12 @@ def _kl_attachment(config: ModelConfig, prior: tfd.Distribution, weight: tf.Vari
     return KLDivergenceRegularizer(prior, **options)
 
 
+def _body_dtype(config: ModelConfig):
+    if config.dtype_policy == "float32":
+        return None
+    return keras.mixed_precision.Policy(config.dtype_policy)
+
+
 def build_encoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None = None,
                   kl: KLDivergenceAddLoss | KLDivergenceRegularizer | None = None
                   ) -> keras.Sequential:
@@ -45,7 +51,8 @@ def build_encoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None
       TypeError: If `body` contains Keras 3 objects.
     """
     if body is None:
-        body = get_network(config.network).encoder(config.input_shape, **config.network_options)
+        body = get_network(config.network).encoder(config.input_shape, dtype=_body_dtype(config),
+                                                   **config.network_options)
     check_tf_keras(body, "encoder body")
     return keras.Sequential([*body, *posterior_head(config.latent_dim, config.posterior, kl)],
                             name="encoder")
@@ -71,7 +78,7 @@ def build_decoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None
     if body is None:
         body = network.decoder(config.latent_dim, config.input_shape,
                                LIKELIHOOD_PARAMS_PER_PIXEL[config.likelihood],
-                               **config.network_options)
+                               dtype=_body_dtype(config), **config.network_options)
     check_tf_keras(body, "decoder body")
     head = likelihood_head(config.input_shape, config.likelihood, dense=dense_head)
     return keras.Sequential([*body, *head], name="decoder")
@@ -109,7 +116,12 @@ class _LatentModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(_features(data), training=True)
-        gradients = tape.gradient(losses["loss"], self.trainable_variables)
+            # Under a tf.distribute strategy every replica computes the mean over its share of
+            # the global batch and the optimizer sums the replicas' gradients, so dividing by
+            # the replica count gives the gradient of the global-batch mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = losses["loss"] / tf.cast(replicas, losses["loss"].dtype)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return self._record(losses)
 
@@ -259,7 +271,9 @@ class Autoencoder(_LatentModel):
     def __init__(self, config: ModelConfig | None = None, **kwargs):
         config = ModelConfig(kind="autoencoder") if config is None else config
         super().__init__(config, **kwargs)
-        body = get_network(config.network).encoder(config.input_shape, **config.network_options)
+        body = get_network(config.network).encoder(config.input_shape,
+                                                   dtype=_body_dtype(config),
+                                                   **config.network_options)
         self.encoder = keras.Sequential(
             [*body, keras.layers.Dense(config.latent_dim, name="code")], name="encoder")
         self.decoder = build_decoder(config)

@@ -1,18 +1,19 @@
 """Encoder and decoder bodies: the deterministic networks around the distribution heads.
 
 Each body is registered in `NETWORKS` under a name and is a pair of functions:
-`encoder(input_shape, **options) -> [layers]` ending in a feature vector, and
-`decoder(latent_dim, output_shape, params_per_pixel, **options) -> [layers]` ending in either
+`encoder(input_shape, dtype=None, **options) -> [layers]` ending in a feature vector, and
+`decoder(latent_dim, output_shape, params_per_pixel, dtype=None, **options) -> [layers]` ending
+in either
 per-pixel parameters as channels (conv bodies) or a feature vector (`dense_head = True`, the
-likelihood head then adds the `Dense`). Adding an architecture is one entry here.
+likelihood head then adds the `Dense`). `dtype` is the Keras dtype policy of the hidden layers
+(e.g. `'mixed_bfloat16'`); layers that emit distribution parameters stay float32. Adding an
+architecture is one entry here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from tfp_vae.backend import keras
 
@@ -29,7 +30,7 @@ def _check_image_shape(shape: Sequence[int], network: str) -> tuple[int, int, in
     return shape
 
 
-def _seed_conv_encoder(input_shape, filters=(32, 64), hidden_units=16):
+def _seed_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=None):
     height, width, _ = _check_image_shape(input_shape, "conv")
     if height % 4 or width % 4:
         raise ValueError(f"The 'conv' network halves the image twice, so height and width must be "
@@ -38,26 +39,27 @@ def _seed_conv_encoder(input_shape, filters=(32, 64), hidden_units=16):
     f1, f2 = filters
     return [
         layers.InputLayer(input_shape=tuple(input_shape)),
-        layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu"),
-        layers.Flatten(),
-        layers.Dense(hidden_units, activation="relu"),
+        layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu", dtype=dtype),
+        layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu", dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(hidden_units, activation="relu", dtype=dtype),
     ]
 
 
 def _seed_conv_decoder(latent_dim, output_shape, params_per_pixel, filters=(32, 64),
-                       hidden_units=16):
+                       hidden_units=16, dtype=None):
     del hidden_units
     height, width, channels = _check_image_shape(output_shape, "conv")
     f1, f2 = filters
     # The classic Keras VAE decoder uses 64 channels at 7x7 for (32, 64) filters.
     return [
         layers.InputLayer(input_shape=(latent_dim,)),
-        layers.Dense((height // 4) * (width // 4) * f2, activation="relu"),
-        layers.Reshape((height // 4, width // 4, f2)),
-        layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2DTranspose(channels * params_per_pixel, 3, padding="same"),
+        layers.Dense((height // 4) * (width // 4) * f2, activation="relu", dtype=dtype),
+        layers.Reshape((height // 4, width // 4, f2), dtype=dtype),
+        layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu", dtype=dtype),
+        layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu", dtype=dtype),
+        # Distribution parameters are computed in float32 even under mixed precision.
+        layers.Conv2DTranspose(channels * params_per_pixel, 3, padding="same", dtype="float32"),
     ]
 
 
@@ -86,39 +88,43 @@ def _course_sizes(input_shape):
     return h2, w2, (hp1, wp1), (hp2, wp2), channels
 
 
-def _course_encoder(input_shape, hidden_units=64):
+def _course_encoder(input_shape, hidden_units=64, dtype=None):
     _course_sizes(input_shape)
     return [
         layers.InputLayer(input_shape=tuple(input_shape)),
-        layers.Conv2D(8, 5, strides=2, activation="tanh"),
-        layers.Conv2D(8, 5, strides=2, activation="tanh"),
-        layers.Flatten(),
-        layers.Dense(hidden_units, activation="tanh"),
+        layers.Conv2D(8, 5, strides=2, activation="tanh", dtype=dtype),
+        layers.Conv2D(8, 5, strides=2, activation="tanh", dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(hidden_units, activation="tanh", dtype=dtype),
     ]
 
 
-def _course_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=64):
+def _course_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=64,
+                    dtype=None):
     h2, w2, padding1, padding2, channels = _course_sizes(output_shape)
     return [
         layers.InputLayer(input_shape=(latent_dim,)),
-        layers.Dense(hidden_units, activation="tanh"),
-        layers.Dense(h2 * w2 * 8, activation="tanh"),
-        layers.Reshape((h2, w2, 8)),
-        layers.Conv2DTranspose(8, 5, strides=2, output_padding=padding1, activation="tanh"),
-        layers.Conv2DTranspose(8, 5, strides=2, output_padding=padding2, activation="tanh"),
-        layers.Conv2D(channels * params_per_pixel, 3, padding="same"),
+        layers.Dense(hidden_units, activation="tanh", dtype=dtype),
+        layers.Dense(h2 * w2 * 8, activation="tanh", dtype=dtype),
+        layers.Reshape((h2, w2, 8), dtype=dtype),
+        layers.Conv2DTranspose(8, 5, strides=2, output_padding=padding1, activation="tanh",
+                               dtype=dtype),
+        layers.Conv2DTranspose(8, 5, strides=2, output_padding=padding2, activation="tanh",
+                               dtype=dtype),
+        layers.Conv2D(channels * params_per_pixel, 3, padding="same", dtype="float32"),
     ]
 
 
-def _mlp_encoder(input_shape, hidden_units=(512, 256)):
-    return [layers.InputLayer(input_shape=tuple(input_shape)), layers.Flatten()] + [
-        layers.Dense(units, activation="relu") for units in hidden_units]
+def _mlp_encoder(input_shape, hidden_units=(512, 256), dtype=None):
+    return [layers.InputLayer(input_shape=tuple(input_shape)), layers.Flatten(dtype=dtype)] + [
+        layers.Dense(units, activation="relu", dtype=dtype) for units in hidden_units]
 
 
-def _mlp_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=(512, 256)):
+def _mlp_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=(512, 256),
+                 dtype=None):
     del output_shape, params_per_pixel
     return [layers.InputLayer(input_shape=(latent_dim,))] + [
-        layers.Dense(units, activation="relu") for units in reversed(hidden_units)]
+        layers.Dense(units, activation="relu", dtype=dtype) for units in reversed(hidden_units)]
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,3 @@ def get_network(name: str) -> Network:
         return NETWORKS[name]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown network {name!r}; choose one of {sorted(NETWORKS)}.") from None
-
-
-def flat_size(shape: Sequence[int]) -> int:
-    """Number of values in one example of `shape`."""
-    return int(np.prod(shape))
