@@ -1,0 +1,320 @@
+"""Evaluation: test-set negative ELBO, the importance-weighted log-likelihood, active units.
+
+#### Mathematical details
+
+For an image `x` with `D` pixels, posterior `q(z|x)`, likelihood `p(x|z)` and prior `p(z)`:
+
+- Negative ELBO (nats): `-E_q[log p(x|z)] + KL(q(z|x) || p(z))`, computed by
+  `tfp_vae.losses.negative_elbo` (the one place the ELBO is written); in bits per dimension it
+  is divided by `D log 2`.
+- IWAE bound (Burda et al., 2016) with `k` samples `z_i ~ q(z|x)` and weights
+  `w_i = p(x|z_i) p(z_i) / q(z_i|x)`:
+  `log p(x) >= L_k = E[log (1/k) Σ_i w_i]`. `L_1` is the ELBO, `L_k <= L_{k+1}`, and
+  `L_k -> log p(x)` as `k -> ∞`. The average is taken in log space (log-sum-exp).
+- Active units (Burda et al., 2016): latent dimension `u` is active when
+  `Cov_x(E_{q(z|x)}[z_u]) > 0.01`; a collapsed dimension has a posterior mean that ignores x.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from tfp_vae.backend import tf
+from tfp_vae.losses import negative_elbo, reconstruction_nll
+from tfp_vae.models import VAE, Autoencoder
+
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "active_units",
+    "evaluate_elbo",
+    "evaluate_model",
+    "iwae_log_likelihood",
+    "nats_to_bits_per_dim",
+    "posterior_means",
+]
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def nats_to_bits_per_dim(nats: float, input_shape: tuple[int, ...]) -> float:
+    """Converts nats per image to bits per dimension (pixel).
+
+    Args:
+      nats: Python `float`, a negative log-likelihood (or bound) per image in nats.
+      input_shape: Shape of one image, e.g. `(28, 28, 1)`.
+
+    Returns:
+      `nats / (D log 2)` with `D = prod(input_shape)`.
+    """
+    return float(nats) / (int(np.prod(input_shape)) * math.log(2.0))
+
+
+def _batches(images: np.ndarray, batch_size: int) -> Iterator[tf.Tensor]:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty [n, height, width, channels] array, got "
+                         f"shape {images.shape}.")
+    for start in range(0, len(images), batch_size):
+        yield tf.constant(images[start:start + batch_size])
+
+
+def _mean_and_standard_error(values: np.ndarray) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    error = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return float(values.mean()), float(error)
+
+
+def _seed_tensor(seed: int, *counters: int) -> tf.Tensor:
+    seed = tf.constant([int(seed), 0], dtype=tf.int32)
+    for counter in counters:
+        seed = tf.random.experimental.stateless_fold_in(seed, counter)
+    return seed
+
+
+def _log_likelihood_per_sample(model: VAE, x: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """`log p(x | z_s)` for `z` of shape `[chunk, batch, d]`, in one decoder call."""
+    chunk = tf.shape(z)[0]
+    likelihood = model.decoder(tf.reshape(z, [-1, tf.shape(z)[-1]]))
+    tiled_x = tf.tile(x, tf.concat([[chunk], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+    return tf.reshape(likelihood.log_prob(tiled_x), [chunk, -1])
+
+
+def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
+                  num_samples: int = 1, kl_estimator: str = "analytic", seed: int = 0
+                  ) -> dict[str, float]:
+    """Mean negative ELBO of `images`, split into reconstruction and KL, in nats and bits/dim.
+
+    The KL weight is 1 (the true ELBO, whatever β the model was trained with). Each batch is one
+    vectorised call of `tfp_vae.losses.negative_elbo`.
+
+    Args:
+      model: A tfp_vae `VAE`.
+      images: `[n] + input_shape` array, already binarized if the likelihood is Bernoulli.
+      batch_size: Python `int`, images per call. Default: `500`.
+      num_samples: Python `int`, posterior samples per image for the reconstruction term.
+        Default: `1`.
+      kl_estimator: KL estimator name (`tfp_vae.kl.KL_ESTIMATORS`). Default: `'analytic'`.
+      seed: Python `int`, stateless seed of the posterior samples. Default: `0`.
+
+    Returns:
+      A dict with `negative_elbo`, `reconstruction` and `kl` (nats per image, means over the
+      images), `negative_elbo_standard_error`, `negative_elbo_bits_per_dim`, and `num_images`.
+
+    Raises:
+      TypeError: If `model` is not a `VAE`.
+      ValueError: If `images` or `batch_size` is invalid.
+
+    #### Examples
+
+    ```python
+    evaluate_elbo(vae, x_test)["negative_elbo"]  # e.g. 238.4 nats
+    ```
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"evaluate_elbo needs a tfp_vae VAE, got {type(model).__name__}.")
+
+    @tf.function
+    def terms(x, seed):
+        return negative_elbo(x, model.encoder(x), model.decoder, model.prior, kl_estimator,
+                             num_samples, beta=1.0, seed=seed)
+
+    parts: dict[str, list[np.ndarray]] = {"negative_elbo": [], "reconstruction": [], "kl": []}
+    for index, x in enumerate(_batches(images, batch_size)):
+        result = terms(x, _seed_tensor(seed, index))
+        for name in parts:
+            parts[name].append(getattr(result, name).numpy())
+    values = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    mean, error = _mean_and_standard_error(values["negative_elbo"])
+    return {
+        "negative_elbo": mean,
+        "negative_elbo_standard_error": error,
+        "reconstruction": float(values["reconstruction"].mean()),
+        "kl": float(values["kl"].mean()),
+        "negative_elbo_bits_per_dim": nats_to_bits_per_dim(mean, model.config.input_shape),
+        "num_images": int(len(values["negative_elbo"])),
+    }
+
+
+def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
+                        batch_size: int = 100, max_decoded: int = 4096, seed: int = 0,
+                        return_per_image: bool = False) -> dict[str, float | np.ndarray]:
+    """Importance-weighted estimate `L_k` of `log p(x)` with `k = num_samples` (IWAE bound).
+
+    For each batch of images, the `k` samples are drawn and decoded in chunks of
+    `max(1, max_decoded // batch)` samples at once, all images of the batch together (a
+    `[chunk, batch]` array of log-weights per call; no Python loop over images). The log-weights
+    of all chunks are combined with one log-sum-exp, so large `k` (thousands) neither overflows
+    nor needs more memory than one chunk of decoder activations.
+
+    Args:
+      model: A tfp_vae `VAE`.
+      images: `[n] + input_shape` array, binarized if the likelihood is Bernoulli.
+      num_samples: Python `int`, importance samples `k` per image. Default: `100`.
+      batch_size: Python `int`, images per chunk. Default: `100`.
+      max_decoded: Python `int`, upper bound on latent codes decoded in one call (memory bound:
+        the decoder's activations for this many codes). Default: `4096`.
+      seed: Python `int`, stateless seed: the same seed gives the same estimate. Default: `0`.
+      return_per_image: Python `bool`, also return the per-image `L_k`. Default: `False`.
+
+    Returns:
+      A dict with `log_likelihood` (mean of `L_k` over images, nats), its
+      `log_likelihood_standard_error`, `negative_log_likelihood_bits_per_dim`, `num_samples`,
+      `num_images` and, if requested, `per_image` (`[n]` NumPy array).
+
+    Raises:
+      TypeError: If `model` is not a `VAE`.
+      ValueError: If `num_samples`, `batch_size`, `max_decoded` or `images` is invalid.
+
+    #### Examples
+
+    ```python
+    iwae_log_likelihood(vae, x_test[:1000], num_samples=1000)["log_likelihood"]
+    ```
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"iwae_log_likelihood needs a tfp_vae VAE, got {type(model).__name__}.")
+    for name, value in (("num_samples", num_samples), ("max_decoded", max_decoded)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+    @tf.function
+    def log_weights(x, chunk, seed):
+        posterior = model.encoder(x)
+        z = posterior.sample(chunk, seed=seed)                          # [chunk, batch, d]
+        return (_log_likelihood_per_sample(model, x, z) + model.prior.log_prob(z)
+                - posterior.log_prob(z))                                # [chunk, batch]
+
+    per_image = []
+    for index, x in enumerate(_batches(images, batch_size)):
+        batch = int(x.shape[0])
+        chunk = max(1, min(num_samples, max_decoded // batch))
+        weights, drawn, chunk_index = [], 0, 0
+        while drawn < num_samples:
+            size = min(chunk, num_samples - drawn)
+            weights.append(log_weights(x, size, _seed_tensor(seed, index, chunk_index)))
+            drawn += size
+            chunk_index += 1
+        log_w = tf.concat(weights, axis=0)                           # [k, batch]
+        per_image.append((tf.reduce_logsumexp(log_w, axis=0)
+                          - math.log(num_samples)).numpy())
+    values = np.concatenate(per_image)
+    mean, error = _mean_and_standard_error(values)
+    result: dict[str, float | np.ndarray] = {
+        "log_likelihood": mean,
+        "log_likelihood_standard_error": error,
+        "negative_log_likelihood_bits_per_dim": nats_to_bits_per_dim(
+            -mean, model.config.input_shape),
+        "num_samples": int(num_samples),
+        "num_images": int(len(values)),
+    }
+    if return_per_image:
+        result["per_image"] = values
+    return result
+
+
+def posterior_means(model: VAE | Autoencoder, images: np.ndarray, batch_size: int = 500
+                    ) -> np.ndarray:
+    """Posterior means `E_q[z|x]` (a `VAE`) or codes `z` (an `Autoencoder`) of `images`.
+
+    Args:
+      model: A tfp_vae `VAE` or `Autoencoder`.
+      images: `[n] + input_shape` array.
+      batch_size: Python `int`, images per call. Default: `500`.
+
+    Returns:
+      A `[n, latent_dim]` NumPy array.
+    """
+    if isinstance(model, VAE):
+        def encode(x):
+            return model.encoder(x).mean()
+    else:
+        encode = model.encoder
+    encode = tf.function(encode)
+    return np.concatenate([encode(x).numpy() for x in _batches(images, batch_size)])
+
+
+def active_units(model: VAE | Autoencoder, images: np.ndarray, batch_size: int = 500,
+                 threshold: float = ACTIVE_UNIT_THRESHOLD) -> dict[str, int | list[float]]:
+    """Counts latent dimensions whose posterior mean varies across the data (not collapsed).
+
+    Dimension `u` is active when `Cov_x(E_q[z_u | x]) > threshold` (Burda et al., 2016).
+
+    Args:
+      model: A tfp_vae `VAE` (or `Autoencoder`, whose codes are used).
+      images: `[n] + input_shape` array, `n >= 2`.
+      batch_size: Python `int`. Default: `500`.
+      threshold: Python `float`. Default: `0.01`.
+
+    Returns:
+      A dict with `active_units` (count), `latent_dim` and `posterior_mean_variance` (the
+      per-dimension variance, a list).
+
+    Raises:
+      ValueError: If fewer than 2 images are given.
+
+    #### Examples
+
+    ```python
+    active_units(vae, x_test)["active_units"]  # e.g. 2 of 2
+    ```
+    """
+    means = posterior_means(model, images, batch_size)
+    if len(means) < 2:
+        raise ValueError("active_units needs at least 2 images to measure a variance.")
+    variance = means.astype(np.float64).var(axis=0)
+    return {"active_units": int((variance > threshold).sum()),
+            "latent_dim": int(means.shape[1]),
+            "posterior_mean_variance": [float(v) for v in variance]}
+
+
+def evaluate_model(model: VAE | Autoencoder, images: np.ndarray, iwae_samples: int = 0,
+                   batch_size: int = 500, seed: int = 0) -> dict[str, float | int | list]:
+    """Everything `tfp-vae evaluate` reports: negative ELBO (split), IWAE bound, active units.
+
+    For an `Autoencoder` there is no ELBO: its reconstruction negative log-likelihood is reported
+    as `reconstruction`.
+
+    Args:
+      model: A tfp_vae `VAE` or `Autoencoder`.
+      images: `[n] + input_shape` array, binarized if the likelihood is Bernoulli.
+      iwae_samples: Python `int`, importance samples per image; `0` skips the IWAE bound.
+        Default: `0`.
+      batch_size: Python `int`, images per call for the ELBO. Default: `500`.
+      seed: Python `int`, stateless seed. Default: `0`.
+
+    Returns:
+      A flat dict of JSON-serialisable numbers (nats per image unless the name says bits/dim).
+
+    #### Examples
+
+    ```python
+    evaluate_model(vae, x_test, iwae_samples=1000)
+    ```
+    """
+    result: dict[str, float | int | list] = {}
+    if isinstance(model, VAE):
+        result.update(evaluate_elbo(model, images, batch_size=batch_size, seed=seed))
+        if iwae_samples:
+            iwae = iwae_log_likelihood(model, images, num_samples=iwae_samples, seed=seed)
+            result.update({f"iwae_{name}": value for name, value in iwae.items()
+                           if name != "num_images"})
+    else:
+        def nll(x):
+            return reconstruction_nll(x, model.decoder, model.encoder(x))
+        nll = tf.function(nll)
+        values = np.concatenate([nll(x).numpy() for x in _batches(images, batch_size)])
+        mean, error = _mean_and_standard_error(values)
+        result.update({"reconstruction": mean, "reconstruction_standard_error": error,
+                       "reconstruction_bits_per_dim": nats_to_bits_per_dim(
+                           mean, model.config.input_shape),
+                       "num_images": int(len(values))})
+    units = active_units(model, images, batch_size=batch_size)
+    result["active_units"] = units["active_units"]
+    result["latent_dim"] = units["latent_dim"]
+    result["posterior_mean_variance"] = units["posterior_mean_variance"]
+    return result
