@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from tfp_vae.backend import tf
-from tfp_vae.losses import negative_elbo, reconstruction_nll
+from tfp_vae.losses import log_likelihood_samples, negative_elbo, reconstruction_nll
 from tfp_vae.models import VAE, Autoencoder
 
 __all__ = [
@@ -74,14 +74,6 @@ def _seed_tensor(seed: int, *counters: int) -> tf.Tensor:
     for counter in counters:
         seed = tf.random.experimental.stateless_fold_in(seed, counter)
     return seed
-
-
-def _log_likelihood_per_sample(model: VAE, x: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-    """`log p(x | z_s)` for `z` of shape `[chunk, batch, d]`, in one decoder call."""
-    chunk = tf.shape(z)[0]
-    likelihood = model.decoder(tf.reshape(z, [-1, tf.shape(z)[-1]]))
-    tiled_x = tf.tile(x, tf.concat([[chunk], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
-    return tf.reshape(likelihood.log_prob(tiled_x), [chunk, -1])
 
 
 def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
@@ -186,7 +178,7 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
     def log_weights(x, chunk, seed):
         posterior = model.encoder(x)
         z = posterior.sample(chunk, seed=seed)                          # [chunk, batch, d]
-        return (_log_likelihood_per_sample(model, x, z) + model.prior.log_prob(z)
+        return (log_likelihood_samples(x, model.decoder, z) + model.prior.log_prob(z)
                 - posterior.log_prob(z))                                # [chunk, batch]
 
     per_image = []

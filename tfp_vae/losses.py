@@ -17,7 +17,7 @@ from typing import NamedTuple
 from tfp_vae.backend import tf, tfd
 from tfp_vae.kl import Seed, get_kl_estimator, stateless_seed
 
-__all__ = ["ElboTerms", "negative_elbo", "reconstruction_nll"]
+__all__ = ["ElboTerms", "log_likelihood_samples", "negative_elbo", "reconstruction_nll"]
 
 
 class ElboTerms(NamedTuple):
@@ -34,6 +34,33 @@ class ElboTerms(NamedTuple):
     kl: tf.Tensor
 
 
+def log_likelihood_samples(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribution],
+                           z: tf.Tensor) -> tf.Tensor:
+    """`log p(x | z_s)` for every sample `z_s`, decoded in one call.
+
+    Args:
+      x: Batch of data, shape `[batch] + event_shape`.
+      decoder: Callable mapping latents `[n, latent_dim]` to a distribution over `x` with batch
+        shape `[n]` (a tfp_vae decoder, or any Keras model ending in a distribution layer).
+      z: Latent samples, `[num_samples, batch, latent_dim]`.
+
+    Returns:
+      A `[num_samples, batch]` tensor.
+
+    #### Examples
+
+    ```python
+    log_likelihood_samples(x, vae.decoder, posterior.sample(16))  # [16, batch]
+    ```
+    """
+    x = tf.convert_to_tensor(x)
+    z = tf.convert_to_tensor(z)
+    num_samples = tf.shape(z)[0]
+    flat_z = tf.reshape(z, [-1, tf.shape(z)[-1]])
+    tiled_x = tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+    return tf.reshape(decoder(flat_z).log_prob(tiled_x), [num_samples, -1])
+
+
 def reconstruction_nll(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribution],
                        z: tf.Tensor) -> tf.Tensor:
     """Monte Carlo reconstruction term `-(1/S) Σ_s log p(x | z_s)`.
@@ -41,7 +68,7 @@ def reconstruction_nll(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribu
     Args:
       x: Batch of data, shape `[batch] + event_shape`.
       decoder: Callable mapping latents `[n, latent_dim]` to a distribution over `x` with batch
-        shape `[n]` (a tfp_vae decoder, or any Keras model ending in a distribution layer).
+        shape `[n]`.
       z: Latent samples, `[batch, latent_dim]` or `[num_samples, batch, latent_dim]`.
 
     Returns:
@@ -54,15 +81,10 @@ def reconstruction_nll(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribu
     reconstruction_nll(x, vae.decoder, z)        # [batch]
     ```
     """
-    x = tf.convert_to_tensor(x)
     z = tf.convert_to_tensor(z)
     if z.shape.rank == 2:
         return -decoder(z).log_prob(x)
-    num_samples = tf.shape(z)[0]
-    flat_z = tf.reshape(z, [-1, tf.shape(z)[-1]])
-    tiled_x = tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
-    log_prob = decoder(flat_z).log_prob(tiled_x)
-    return -tf.reduce_mean(tf.reshape(log_prob, [num_samples, -1]), axis=0)
+    return -tf.reduce_mean(log_likelihood_samples(x, decoder, z), axis=0)
 
 
 def negative_elbo(x: tf.Tensor, posterior: tfd.Distribution,
