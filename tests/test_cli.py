@@ -201,3 +201,15 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     assert (out / "checkpoints" / "latest").read_text().strip() == "epoch-0001"
     assert not (out / "model").exists()
     assert Path(out / "checkpoints" / "epoch-0001" / "state.json").is_file()
+
+
+def test_train_under_mirrored_strategy_with_mixed_bfloat16(tmp_path, capsys):
+    out = tmp_path / "mirrored"
+    code, _, err = _run(["train", *_QUICK, "--epochs", "1", "--out", out, "--strategy",
+                         "mirrored", "--dtype-policy", "mixed_bfloat16"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 150 < metrics["test_negative_elbo"] < 600
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["dtype_policy"] == "mixed_bfloat16"
+    assert "strategy" not in json.loads((out / "run.json").read_text())

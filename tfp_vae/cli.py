@@ -30,7 +30,8 @@ _RUN_FILE = "run.json"
 _TRAIN_EVAL_IMAGES = 10000
 _CLUSTER_IMAGES = 5000
 # Settings that `--resume` may change; every other one comes from the run's run.json.
-_RESUMABLE = ("epochs", "verbose", "out", "resume", "overwrite", "data_dir", "command")
+_RESUMABLE = ("epochs", "verbose", "out", "resume", "overwrite", "data_dir", "command",
+              "strategy")
 
 _TRAIN_EXAMPLES = """examples:
   tfp-vae train                                  # default VAE, 2 epochs on Fashion-MNIST
@@ -182,6 +183,15 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="start over in an --out that already holds a run")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                        help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch")
+    train.add_argument("--dtype-policy", default="float32",
+                       choices=["float32", "mixed_bfloat16"],
+                       help="network compute precision; distributions and losses stay float32 "
+                            "(default: float32)")
+    train.add_argument("--strategy", default="default",
+                       choices=["default", "mirrored", "multi-worker"],
+                       help="tf.distribute strategy: default (one device), mirrored (all local "
+                            "devices), multi-worker (MultiWorkerMirroredStrategy, from TF_CONFIG)"
+                            "; --batch-size is the global batch")
 
     evaluate = _add_run_command(
         commands, "evaluate", "test negative ELBO, IWAE log-likelihood and active units (JSON)",
@@ -339,7 +349,18 @@ def _model_config(settings: dict[str, Any], input_shape):
         kl_attachment="loss" if settings["kl_attachment"] == "loss-fn"
         else settings["kl_attachment"].replace("-", "_"),
         kl_estimator=settings["kl_estimator"].replace("-", "_"),
-        num_samples=settings["kl_samples"], beta=settings["beta"])
+        num_samples=settings["kl_samples"], beta=settings["beta"],
+        dtype_policy=settings.get("dtype_policy", "float32"))
+
+
+def _strategy(name: str):
+    from tfp_vae.backend import tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def _prepare_run_dir(args: argparse.Namespace) -> Path:
@@ -421,20 +442,22 @@ def _train(args: argparse.Namespace) -> int:
 
     history: list[dict[str, float]] = []
     initial_epoch = 0
-    if args.resume:
-        latest = latest_checkpoint(checkpoints)
-        if latest is None:
-            raise _CommandError(f"Nothing to resume: {checkpoints} has no completed epoch yet; "
-                                "start the run again with --overwrite.")
-        model, opt, state = load_checkpoint(latest, optimizer)
-        initial_epoch, history = int(state["epoch"]), list(state.get("history", []))
-        _print(f"Resuming {out} after epoch {initial_epoch} (optimizer step "
-               f"{int(opt.iterations)}), training until epoch {args.epochs}.")
-    else:
-        model, opt = build_model(_model_config(settings, x_train.shape[1:])), optimizer()
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / _RUN_FILE, settings)
-    model.compile(optimizer=opt)
+    # Variables (model and optimizer) must be created under the strategy's scope.
+    with _strategy(args.strategy).scope():
+        if args.resume:
+            latest = latest_checkpoint(checkpoints)
+            if latest is None:
+                raise _CommandError(f"Nothing to resume: {checkpoints} has no completed epoch "
+                                    "yet; start the run again with --overwrite.")
+            model, opt, state = load_checkpoint(latest, optimizer)
+            initial_epoch, history = int(state["epoch"]), list(state.get("history", []))
+            _print(f"Resuming {out} after epoch {initial_epoch} (optimizer step "
+                   f"{int(opt.iterations)}), training until epoch {args.epochs}.")
+        else:
+            model, opt = build_model(_model_config(settings, x_train.shape[1:])), optimizer()
+            out.mkdir(parents=True, exist_ok=True)
+            _write_json(out / _RUN_FILE, settings)
+        model.compile(optimizer=opt)
     train = make_dataset(x_train, batch_size=settings["batch_size"],
                          binarization=settings["binarization"], seed=settings["seed"])
     test = make_dataset(x_test, batch_size=500, shuffle=False)
