@@ -30,3 +30,34 @@ def test_mirrored_strategy_matches_single_device(attachment):
                                result["single_history"]["loss"], rtol=0.005)
     np.testing.assert_allclose(result["mirrored_history"]["kl_loss"],
                                result["single_history"]["kl_loss"], rtol=0.03)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def test_multi_worker_strategy_on_localhost():
+    script = Path(__file__).parent / "scripts" / "multi_worker.py"
+    ports = [str(_free_port()), str(_free_port())]
+    workers = [subprocess.Popen([sys.executable, str(script), *ports, str(i)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    outputs = []
+    try:
+        for worker in workers:
+            out, err = worker.communicate(timeout=300)
+            assert worker.returncode == 0, err[-3000:]
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [o["replicas"] for o in outputs] == [2, 2]
+    # Metrics are all-reduced over the workers: both report the same global numbers.
+    np.testing.assert_allclose(outputs[0]["history"]["loss"], outputs[1]["history"]["loss"],
+                               rtol=1e-6)
+    loss = outputs[0]["history"]["loss"]
+    assert loss[1] < loss[0] < 560 and np.isfinite(loss).all()

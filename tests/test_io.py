@@ -73,9 +73,10 @@ def test_save_load_gives_identical_outputs(name, tmp_path):
         np.testing.assert_array_equal(q.covariance(), q_loaded.covariance())
         np.testing.assert_array_equal(model.sample(5, seed=7), loaded.sample(5, seed=7))
         assert not np.array_equal(model.sample(5, seed=7), loaded.sample(5, seed=8))
-        losses = model.compute_losses(x)["kl_loss"].numpy()
-        np.testing.assert_allclose(losses, loaded.compute_losses(x)["kl_loss"].numpy(),
-                                   rtol=1e-5 if model.config.kl_estimator == "analytic" else 2)
+        if model.config.kl_estimator == "analytic":
+            # Monte Carlo KL draws fresh samples; its inputs (q's parameters) are checked above.
+            np.testing.assert_allclose(model.compute_losses(x)["kl_loss"].numpy(),
+                                       loaded.compute_losses(x)["kl_loss"].numpy(), rtol=1e-5)
     else:
         np.testing.assert_array_equal(model.encode(x), loaded.encode(x))
     np.testing.assert_array_equal(model.reconstruct(x), loaded.reconstruct(x))
