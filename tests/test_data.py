@@ -104,3 +104,11 @@ def test_unscaled_images_are_rejected():
         make_dataset(np.full((4, 28, 28, 1), 255.0))
     with pytest.raises(ValueError, match="Unknown binarization 'otsu'"):
         make_dataset(np.zeros((4, 28, 28, 1)), binarization="otsu")
+
+
+def test_failed_download_says_how_to_work_offline(monkeypatch):
+    # conftest makes every Keras download fail, as on a machine without internet.
+    monkeypatch.delenv(DATA_DIR_ENV)
+    with pytest.raises(FileNotFoundError, match="Could not download mnist with Keras .*"
+                                                "TFP_VAE_DATA_DIR"):
+        load_dataset("mnist")

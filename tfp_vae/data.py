@@ -143,7 +143,7 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
     Raises:
       ValueError: If `name` is unknown or a file is corrupt (the message names the file).
       FileNotFoundError: If `data_dir` (or `$TFP_VAE_DATA_DIR`) lacks a file (named, with the
-        flag and variable to set).
+        flag and variable to set), or the Keras download fails.
 
     #### Examples
 
@@ -161,7 +161,12 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
                                     f"{DATA_DIR_ENV}, or unset it to download with Keras.")
         (x_train, y_train), (x_test, y_test) = _load_local(data_dir, name)
     else:
-        (x_train, y_train), (x_test, y_test) = DATASETS[name]["keras"].load_data()
+        try:
+            (x_train, y_train), (x_test, y_test) = DATASETS[name]["keras"].load_data()
+        except Exception as error:  # Keras raises bare Exceptions for network failures.
+            raise FileNotFoundError(
+                f"Could not download {name} with Keras ({error}); pass --data-dir or set "
+                f"{DATA_DIR_ENV} to a folder with the gzipped IDX files.") from None
 
     def images(x):
         return (x.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
