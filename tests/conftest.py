@@ -1,6 +1,7 @@
 """Test configuration: offline data, no downloads, quiet TensorFlow."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +24,9 @@ def _no_downloads(monkeypatch):
         raise AssertionError("a test tried to download data; set TFP_VAE_DATA_DIR")
 
     monkeypatch.setattr(keras.utils, "get_file", refuse)
+    # The dataset modules imported get_file by name, so patch their references too.
+    for module in (keras.datasets.mnist, keras.datasets.fashion_mnist):
+        monkeypatch.setattr(sys.modules[module.load_data.__module__], "get_file", refuse)
 
 
 @pytest.fixture(scope="session")
