@@ -436,6 +436,14 @@ def _training_study(settings: dict, seed: int, dataset: str, data_dir, quick: bo
 # Report.
 
 
+def _by_sample_count(grid: Sequence[dict], first_count: int):
+    """Yields `(row at first_count, {num_samples: row})` per (setting, Monte Carlo estimator)."""
+    for r0 in (r for r in grid if r["num_samples"] == first_count
+               and r["estimator"] != "analytic"):
+        yield r0, {r["num_samples"]: r for r in grid if r["setting"] == r0["setting"]
+                   and r["estimator"] == r0["estimator"]}
+
+
 def _write_csv(path: Path, rows: Sequence[dict]) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     with path.open("w", newline="") as stream:
@@ -630,9 +638,7 @@ def _write_report(out: Path, settings: dict, est: list[dict], training: list[dic
               "eigenvalue below ½ (infinite variance; the measured std is not an estimate of "
               "anything).", ""]
     body = []
-    for r0 in (r for r in grid if r["num_samples"] == counts[0] and r["estimator"] != "analytic"):
-        sel = {r["num_samples"]: r for r in grid if r["setting"] == r0["setting"]
-               and r["estimator"] == r0["estimator"]}
+    for r0, sel in _by_sample_count(grid, counts[0]):
         body.append([r0["posterior"], r0["latent_dim"], r0["distance"], r0["true_kl"],
                      r0["estimator"] + ("" if r0["variance_finite"] else " ∞var"),
                      *[sel[s]["rel_std"] for s in counts], sel[counts[-1]]["rel_bias"],
@@ -645,9 +651,7 @@ def _write_report(out: Path, settings: dict, est: list[dict], training: list[dic
               "gradient w.r.t. `loc` and the scale parameters (`scale_diag`, or the lower "
               "triangle of `scale_tril`). Analytic gradients are exact (SNR ∞).", ""]
     body = []
-    for r0 in (r for r in grid if r["num_samples"] == counts[0] and r["estimator"] != "analytic"):
-        sel = {r["num_samples"]: r for r in grid if r["setting"] == r0["setting"]
-               and r["estimator"] == r0["estimator"]}
+    for r0, sel in _by_sample_count(grid, counts[0]):
         body.append([r0["posterior"], r0["latent_dim"], r0["distance"], r0["estimator"],
                      sel[counts[0]]["grad_loc_snr"], sel[counts[-1]]["grad_loc_snr"],
                      sel[counts[0]]["grad_scale_snr"], sel[counts[-1]]["grad_scale_snr"],
