@@ -80,9 +80,15 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "network_options", _jsonable(dict(self.network_options)))
-        choices = {"kind": MODEL_KINDS, "network": tuple(NETWORKS),
-                   "posterior": tuple(POSTERIORS), "likelihood": tuple(LIKELIHOODS),
-                   "kl_attachment": KL_ATTACHMENTS, "kl_estimator": tuple(KL_ESTIMATORS),
+        registries = {"network": NETWORKS, "posterior": POSTERIORS, "likelihood": LIKELIHOODS,
+                      "kl_estimator": KL_ESTIMATORS}
+        for name, registry in registries.items():
+            try:
+                object.__setattr__(self, name, registry.canonical(getattr(self, name)))
+            except ValueError:
+                raise ValueError(f"ModelConfig.{name} must be one of {sorted(registry)}, got "
+                                 f"{getattr(self, name)!r}.") from None
+        choices = {"kind": MODEL_KINDS, "kl_attachment": KL_ATTACHMENTS,
                    "dtype_policy": DTYPE_POLICIES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

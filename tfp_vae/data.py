@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from tfp_vae.backend import keras, tf
+from tfp_vae.registry import Registry
+from tfp_vae.seeds import numpy_rng
 
 __all__ = [
     "BINARIZATIONS",
     "DATA_DIR_ENV",
     "DATASETS",
     "ImageDataset",
+    "binarize",
+    "canonical_dataset_name",
     "load_dataset",
     "make_dataset",
 ]
@@ -38,19 +42,18 @@ _FILES = {
 }
 _IDX_MAGIC = {3: 2051, 1: 2049}
 
-DATASETS = {
-    "mnist": {
-        "folders": ("mnist",),
-        "keras": keras.datasets.mnist,
-        "class_names": tuple(str(i) for i in range(10)),
-    },
-    "fashion_mnist": {
-        "folders": ("fashion-mnist", "fashion_mnist"),
-        "keras": keras.datasets.fashion_mnist,
-        "class_names": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                        "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    },
-}
+DATASETS: Registry[dict] = Registry("dataset")
+DATASETS.add("mnist", {
+    "folders": ("mnist",),
+    "keras": keras.datasets.mnist,
+    "class_names": tuple(str(i) for i in range(10)),
+})
+DATASETS.add("fashion_mnist", {
+    "folders": ("fashion-mnist", "fashion_mnist"),
+    "keras": keras.datasets.fashion_mnist,
+    "class_names": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                    "Shirt", "Sneaker", "Bag", "Ankle boot"),
+})
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,49 @@ class ImageDataset:
     class_names: tuple[str, ...]
 
 
-def _canonical_name(name: str) -> str:
+def canonical_dataset_name(name: str) -> str:
+    """The registry name of a built-in dataset: `'fashion-mnist'` -> `'fashion_mnist'`.
+
+    This is the one place where the CLI's dashed spellings meet the Python names.
+
+    Raises:
+      ValueError: If `name` is not a registered dataset.
+    """
     key = str(name).lower().replace("-", "_")
     if key not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose 'mnist' or 'fashion-mnist'.")
+        raise ValueError(f"Unknown dataset {name!r}; choose one of "
+                         f"{[n.replace('_', '-') for n in sorted(DATASETS)]}.")
     return key
+
+
+def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+    """Draws binary images with pixel `Bernoulli(intensity)`, reproducibly from `seed`.
+
+    The one binarization of fixed images in tfp_vae (a test split, a fixed training set,
+    evaluation images): the same `images` and `seed` always give the same binary images.
+
+    Args:
+      images: `[n, h, w, c]` float array in [0, 1].
+      seed: Python `int`.
+
+    Returns:
+      A float32 array of 0s and 1s with the shape of `images`.
+
+    Raises:
+      ValueError: If `images` has values outside [0, 1] (or NaN).
+
+    #### Examples
+
+    ```python
+    x_test = binarize(data.x_test, seed=1)
+    ```
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
+        raise ValueError("Images must be finite and scaled to [0, 1] before binarization; "
+                         "divide uint8 images by 255.")
+    uniform = numpy_rng(seed, "binarize").random(images.shape, dtype=np.float32)
+    return (uniform < images).astype(np.float32)
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -152,7 +193,7 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
     data.x_train.shape, data.class_names[0]  # (60000, 28, 28, 1), 'T-shirt/top'
     ```
     """
-    name = _canonical_name(name)
+    name = canonical_dataset_name(name)
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
@@ -210,12 +251,11 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
         raise ValueError(f"Unknown binarization {binarization!r}; choose one of "
                          f"{list(BINARIZATIONS)}.")
     images = np.asarray(images, dtype=np.float32)
-    if images.size and (images.min() < 0.0 or images.max() > 1.0):
-        raise ValueError("Images must be scaled to [0, 1] before binarization or training; "
-                         "divide uint8 images by 255.")
+    if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
+        raise ValueError("Images must be finite and scaled to [0, 1] before binarization or "
+                         "training; divide uint8 images by 255.")
     if binarization == "fixed":
-        images = (np.random.default_rng(seed).random(images.shape, dtype=np.float32)
-                  < images).astype(np.float32)
+        images = binarize(images, seed)
     tensors = images if labels is None else (images, np.asarray(labels))
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:

@@ -25,6 +25,7 @@ import numpy as np
 from tfp_vae.backend import tf
 from tfp_vae.losses import log_likelihood_samples, negative_elbo, reconstruction_nll
 from tfp_vae.models import VAE, Autoencoder
+from tfp_vae.seeds import fold_in
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -69,13 +70,6 @@ def _mean_and_standard_error(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(error)
 
 
-def _seed_tensor(seed: int, *counters: int) -> tf.Tensor:
-    seed = tf.constant([int(seed), 0], dtype=tf.int32)
-    for counter in counters:
-        seed = tf.random.experimental.stateless_fold_in(seed, counter)
-    return seed
-
-
 def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
                   num_samples: int = 1, kl_estimator: str = "analytic", seed: int = 0
                   ) -> dict[str, float]:
@@ -117,7 +111,7 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
 
     parts: dict[str, list[np.ndarray]] = {"negative_elbo": [], "reconstruction": [], "kl": []}
     for index, x in enumerate(_batches(images, batch_size)):
-        result = terms(x, _seed_tensor(seed, index))
+        result = terms(x, fold_in(seed, index))
         for name in parts:
             parts[name].append(getattr(result, name).numpy())
     values = {name: np.concatenate(chunks) for name, chunks in parts.items()}
@@ -188,7 +182,7 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         weights, drawn, chunk_index = [], 0, 0
         while drawn < num_samples:
             size = min(chunk, num_samples - drawn)
-            weights.append(log_weights(x, size, _seed_tensor(seed, index, chunk_index)))
+            weights.append(log_weights(x, size, fold_in(seed, index, chunk_index)))
             drawn += size
             chunk_index += 1
         log_w = tf.concat(weights, axis=0)                           # [k, batch]

@@ -13,6 +13,7 @@ import numpy as np
 
 from tfp_vae.backend import keras, tf, tfd, tfpl
 from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer
+from tfp_vae.registry import Registry
 
 __all__ = [
     "POSTERIORS",
@@ -172,17 +173,17 @@ class IndependentNormal(tfpl.DistributionLambda):
         return {**base, "event_shape": self._event_shape, "min_scale": self._min_scale}
 
 
-POSTERIORS = {"diag": MultivariateNormalDiag, "tril": MultivariateNormalTriL}
-LIKELIHOODS = {"bernoulli": IndependentBernoulli, "normal": IndependentNormal}
-# Parameters per pixel, which a conv decoder emits as channels.
-LIKELIHOOD_PARAMS_PER_PIXEL = {"bernoulli": 1, "normal": 2}
+POSTERIORS: Registry[type] = Registry("posterior")
+POSTERIORS.add("diag", MultivariateNormalDiag)
+POSTERIORS.add("tril", MultivariateNormalTriL)
+LIKELIHOODS: Registry[type] = Registry("likelihood")
+LIKELIHOODS.add("bernoulli", IndependentBernoulli)
+LIKELIHOODS.add("normal", IndependentNormal)
 
 
-def _lookup(table: dict, name: str, what: str):
-    try:
-        return table[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"Unknown {what} {name!r}; choose one of {sorted(table)}.") from None
+def params_per_pixel(likelihood: str) -> int:
+    """How many parameters a likelihood head needs per pixel (a conv decoder's channels)."""
+    return int(LIKELIHOODS.get(likelihood).params_size((1, 1, 1)))
 
 
 def posterior_head(latent_dim: int, posterior: str = "diag",
@@ -212,7 +213,7 @@ def posterior_head(latent_dim: int, posterior: str = "diag",
     layers = posterior_head(16, "tril", KLDivergenceAddLoss(prior, use_exact_kl=True))
     ```
     """
-    layer_cls = _lookup(POSTERIORS, posterior, "posterior")
+    layer_cls = POSTERIORS.get(posterior)
     if kl is not None and not isinstance(kl, (KLDivergenceAddLoss, KLDivergenceRegularizer)):
         raise TypeError("kl must be None, a tfp_vae.KLDivergenceAddLoss or a "
                         f"tfp_vae.KLDivergenceRegularizer, got {type(kl).__name__}.")
@@ -244,7 +245,7 @@ def likelihood_head(event_shape: Sequence[int], likelihood: str = "bernoulli",
     Raises:
       ValueError: If `likelihood` is unknown.
     """
-    layer_cls = _lookup(LIKELIHOODS, likelihood, "likelihood")
+    layer_cls = LIKELIHOODS.get(likelihood)
     event_shape = tuple(int(d) for d in event_shape)
     first = (keras.layers.Dense(layer_cls.params_size(event_shape), name="likelihood_params")
              if dense else keras.layers.Flatten(name="likelihood_params"))

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from tfp_vae.backend import check_tf_keras, keras, tf, tfd
+from tfp_vae.registry import Registry
+from tfp_vae.seeds import Seed, stateless_seed
 
 __all__ = [
     "KL_ESTIMATORS",
@@ -48,28 +50,13 @@ __all__ = [
     "mc_ratio_cv_kl",
     "mc_stl_kl",
     "monte_carlo_kl",
-    "stateless_seed",
+    "register_kl_estimator",
 ]
 
-Seed = int | Sequence[int] | tf.Tensor | None
-
-
-def stateless_seed(seed: Seed) -> tf.Tensor | None:
-    """Turns a Python int or an `(int, int)` pair into a stateless TFP seed.
-
-    Stateless seeds make sampling reproducible call after call, unlike stateful integer seeds.
-
-    Args:
-      seed: `None`, a Python `int`, a pair of ints, or a shape-`[2]` int tensor. Default: none.
-
-    Returns:
-      `None` (stateful, unseeded sampling) or a shape-`[2]` `int32` tensor.
-    """
-    if seed is None:
-        return None
-    if isinstance(seed, int):
-        return tf.constant([seed, 0], dtype=tf.int32)
-    return tf.cast(tf.convert_to_tensor(seed), tf.int32)
+KL_ESTIMATORS: Registry[Callable[..., tf.Tensor]] = Registry("KL estimator")
+register_kl_estimator = KL_ESTIMATORS.register
+"""Decorator adding a KL estimator: `@register_kl_estimator("name")` on a function with the
+signature `(posterior, prior, num_samples=1, seed=None, test_points=None) -> per-example KL`."""
 
 
 def _test_points(posterior, num_samples, seed, test_points):
@@ -88,6 +75,7 @@ def _mean_over_samples(values: tf.Tensor, posterior) -> tf.Tensor:
     return tf.reduce_mean(values, axis=tf.range(sample_rank))
 
 
+@register_kl_estimator("analytic")
 def analytic_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                 test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Exact per-example `KL(posterior || prior)` from TFP's registered closed form.
@@ -120,6 +108,7 @@ def analytic_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     return tfd.kl_divergence(posterior, prior)
 
 
+@register_kl_estimator("mc")
 def monte_carlo_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                    test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Naive Monte Carlo KL: the mean of `log q(z) - log p(z)` over `z ~ q`.
@@ -150,6 +139,7 @@ def monte_carlo_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     return _mean_over_samples(posterior.log_prob(z) - prior.log_prob(z), posterior)
 
 
+@register_kl_estimator("mc_entropy")
 def mc_entropy_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                   test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Monte Carlo KL with the entropy in closed form: `-H[q] - mean(log p(z))`, `z ~ q`.
@@ -182,6 +172,7 @@ def mc_entropy_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     return -posterior.entropy() - _mean_over_samples(prior.log_prob(z), posterior)
 
 
+@register_kl_estimator("mc_ratio_cv")
 def mc_ratio_cv_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                    test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Monte Carlo KL with the density ratio as control variate: mean of `(r - 1) - log r`.
@@ -229,6 +220,7 @@ def _stop_gradient_parameters(distribution):
     return distribution.copy(**stopped)
 
 
+@register_kl_estimator("mc_stl")
 def mc_stl_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
               test_points: tf.Tensor | None = None) -> tf.Tensor:
     """"Sticking the landing" Monte Carlo KL (Roeder, Wu & Duvenaud, 2017).
@@ -263,15 +255,6 @@ def mc_stl_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     return _mean_over_samples(frozen.log_prob(z) - prior.log_prob(z), posterior)
 
 
-KL_ESTIMATORS: dict[str, Callable[..., tf.Tensor]] = {
-    "analytic": analytic_kl,
-    "mc": monte_carlo_kl,
-    "mc_entropy": mc_entropy_kl,
-    "mc_ratio_cv": mc_ratio_cv_kl,
-    "mc_stl": mc_stl_kl,
-}
-
-
 def get_kl_estimator(name: str) -> Callable[..., tf.Tensor]:
     """Looks up a KL estimator by name.
 
@@ -285,12 +268,7 @@ def get_kl_estimator(name: str) -> Callable[..., tf.Tensor]:
     Raises:
       ValueError: If `name` is unknown.
     """
-    try:
-        return KL_ESTIMATORS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown KL estimator {name!r}; choose one of {sorted(KL_ESTIMATORS)}."
-        ) from None
+    return KL_ESTIMATORS.get(name)
 
 
 def _as_weight_variable(weight: float | tf.Variable | None) -> tf.Variable:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from tfp_vae.backend import tf, tfd
-from tfp_vae.kl import Seed, get_kl_estimator, stateless_seed
+from tfp_vae.kl import get_kl_estimator
+from tfp_vae.seeds import Seed, stateless_seed
 
 __all__ = ["ElboTerms", "log_likelihood_samples", "negative_elbo", "reconstruction_nll"]
 

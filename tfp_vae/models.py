@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from tfp_vae.backend import check_tf_keras, keras, tf, tfd
 from tfp_vae.config import ModelConfig
-from tfp_vae.heads import LIKELIHOOD_PARAMS_PER_PIXEL, likelihood_head, posterior_head
-from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer, Seed, stateless_seed
+from tfp_vae.heads import likelihood_head, params_per_pixel, posterior_head
+from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer
 from tfp_vae.losses import negative_elbo, reconstruction_nll
 from tfp_vae.networks import get_network
 from tfp_vae.priors import isotropic_gaussian_prior
+from tfp_vae.seeds import Seed, stateless_seed
 
 __all__ = ["Autoencoder", "VAE", "build_decoder", "build_encoder", "build_model"]
 
@@ -77,7 +78,7 @@ def build_decoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None
     dense_head = network.dense_head or body is not None
     if body is None:
         body = network.decoder(config.latent_dim, config.input_shape,
-                               LIKELIHOOD_PARAMS_PER_PIXEL[config.likelihood],
+                               params_per_pixel(config.likelihood),
                                dtype=_body_dtype(config), **config.network_options)
     check_tf_keras(body, "decoder body")
     head = likelihood_head(config.input_shape, config.likelihood, dense=dense_head)

@@ -1,13 +1,27 @@
 """Encoder and decoder bodies: the deterministic networks around the distribution heads.
 
-Each body is registered in `NETWORKS` under a name and is a pair of functions:
+Each body is registered in `NETWORKS` (a `tfp_vae.registry.Registry`) under a name and is a pair
+of functions:
 `encoder(input_shape, dtype=None, **options) -> [layers]` ending in a feature vector, and
 `decoder(latent_dim, output_shape, params_per_pixel, dtype=None, **options) -> [layers]` ending
 in either
 per-pixel parameters as channels (conv bodies) or a feature vector (`dense_head = True`, the
 likelihood head then adds the `Dense`). `dtype` is the Keras dtype policy of the hidden layers
-(e.g. `'mixed_bfloat16'`); layers that emit distribution parameters stay float32. Adding an
-architecture is one entry here.
+(e.g. `'mixed_bfloat16'`); layers that emit distribution parameters stay float32.
+
+Presets and the published nets they reproduce:
+
+- `conv`: the keras-io VAE (`examples/generative/vae.py`): Conv2D 32/64 3x3 stride 2 -> Dense 16;
+  Dense 7*7*64 -> Conv2DTranspose 64/32 stride 2 -> Conv2DTranspose 3x3. `filters` scales both
+  sides together.
+- `conv_64_128`: the first reference net of this project (Conv2D 64/128 -> Dense 16; decoder
+  Dense 7*7*64 -> Conv2DTranspose 128/64 stride 2 -> Conv2DTranspose 3x3).
+- `tfp_course`: the TFP course's net (Conv2D 8 5x5 stride 2 tanh x2 -> Dense 64, mirrored);
+  `course` is its deprecated name.
+- `mlp`: Dense layers, mirrored (ReLU 512/256 by default; Burda et al.'s 200/200 tanh with
+  `hidden_units=[200, 200], activation='tanh'`).
+
+Add an architecture from your own code with `register_network`.
 """
 
 from __future__ import annotations
@@ -16,8 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tfp_vae.backend import keras
+from tfp_vae.registry import Registry
 
-__all__ = ["NETWORKS", "Network", "get_network"]
+__all__ = ["NETWORKS", "Network", "get_network", "register_network"]
 
 layers = keras.layers
 
@@ -30,12 +45,13 @@ def _check_image_shape(shape: Sequence[int], network: str) -> tuple[int, int, in
     return shape
 
 
-def _seed_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=None):
-    height, width, _ = _check_image_shape(input_shape, "conv")
+def _keras_io_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=None,
+                           network="conv"):
+    height, width, _ = _check_image_shape(input_shape, network)
     if height % 4 or width % 4:
-        raise ValueError(f"The 'conv' network halves the image twice, so height and width must be "
-                         f"multiples of 4, got {height}x{width}; pad or crop the images, or use "
-                         "network='mlp'.")
+        raise ValueError(f"The {network!r} network halves the image twice, so height and "
+                         f"width must be multiples of 4, got {height}x{width}; pad or crop the "
+                         "images, or use network='mlp'.")
     f1, f2 = filters
     return [
         layers.InputLayer(input_shape=tuple(input_shape)),
@@ -46,16 +62,18 @@ def _seed_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=Non
     ]
 
 
-def _seed_conv_decoder(latent_dim, output_shape, params_per_pixel, filters=(32, 64),
-                       hidden_units=16, dtype=None):
+def _keras_io_conv_decoder(latent_dim, output_shape, params_per_pixel, filters=(32, 64),
+                           hidden_units=16, dtype=None, dense_channels=None, network="conv"):
     del hidden_units
-    height, width, channels = _check_image_shape(output_shape, "conv")
+    height, width, channels = _check_image_shape(output_shape, network)
     f1, f2 = filters
-    # The classic Keras VAE decoder uses 64 channels at 7x7 for (32, 64) filters.
+    # The keras-io decoder reshapes to f2 = 64 channels at 7x7 for (32, 64) filters.
+    dense_channels = dense_channels or f2
     return [
         layers.InputLayer(input_shape=(latent_dim,)),
-        layers.Dense((height // 4) * (width // 4) * f2, activation="relu", dtype=dtype),
-        layers.Reshape((height // 4, width // 4, f2), dtype=dtype),
+        layers.Dense((height // 4) * (width // 4) * dense_channels, activation="relu",
+                     dtype=dtype),
+        layers.Reshape((height // 4, width // 4, dense_channels), dtype=dtype),
         layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu", dtype=dtype),
         layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu", dtype=dtype),
         # Distribution parameters are computed in float32 even under mixed precision.
@@ -67,20 +85,21 @@ def _valid_conv_size(size: int, kernel: int = 5, stride: int = 2) -> int:
     return (size - kernel) // stride + 1
 
 
-def _course_output_padding(target: int, size: int, kernel: int = 5, stride: int = 2) -> int:
+def _tfp_course_output_padding(target: int, size: int, kernel: int = 5, stride: int = 2) -> int:
     return target - ((size - 1) * stride + kernel)
 
 
-def _course_sizes(input_shape):
-    height, width, channels = _check_image_shape(input_shape, "course")
+def _tfp_course_sizes(input_shape):
+    height, width, channels = _check_image_shape(input_shape, "tfp_course")
     sizes = []
     for extent in (height, width):
         first = _valid_conv_size(extent)
         second = _valid_conv_size(first)
-        paddings = (_course_output_padding(first, second), _course_output_padding(extent, first))
+        paddings = (_tfp_course_output_padding(first, second),
+                    _tfp_course_output_padding(extent, first))
         if second < 1 or not all(0 <= p < 2 for p in paddings):
             raise ValueError(
-                f"The 'course' network (two valid 5x5 stride-2 convolutions) cannot rebuild a "
+                f"The 'tfp_course' network (two valid 5x5 stride-2 convolutions) cannot rebuild a "
                 f"{height}x{width} image exactly; use sizes such as 28 or 29 (>= 13), or "
                 "network='conv' / 'mlp'.")
         sizes.append((second, paddings))
@@ -88,8 +107,8 @@ def _course_sizes(input_shape):
     return h2, w2, (hp1, wp1), (hp2, wp2), channels
 
 
-def _course_encoder(input_shape, hidden_units=64, dtype=None):
-    _course_sizes(input_shape)
+def _tfp_course_encoder(input_shape, hidden_units=64, dtype=None):
+    _tfp_course_sizes(input_shape)
     return [
         layers.InputLayer(input_shape=tuple(input_shape)),
         layers.Conv2D(8, 5, strides=2, activation="tanh", dtype=dtype),
@@ -99,9 +118,9 @@ def _course_encoder(input_shape, hidden_units=64, dtype=None):
     ]
 
 
-def _course_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=64,
+def _tfp_course_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=64,
                     dtype=None):
-    h2, w2, padding1, padding2, channels = _course_sizes(output_shape)
+    h2, w2, padding1, padding2, channels = _tfp_course_sizes(output_shape)
     return [
         layers.InputLayer(input_shape=(latent_dim,)),
         layers.Dense(hidden_units, activation="tanh", dtype=dtype),
@@ -115,16 +134,17 @@ def _course_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=64,
     ]
 
 
-def _mlp_encoder(input_shape, hidden_units=(512, 256), dtype=None):
+def _mlp_encoder(input_shape, hidden_units=(512, 256), activation="relu", dtype=None):
     return [layers.InputLayer(input_shape=tuple(input_shape)), layers.Flatten(dtype=dtype)] + [
-        layers.Dense(units, activation="relu", dtype=dtype) for units in hidden_units]
+        layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
 
 
 def _mlp_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=(512, 256),
-                 dtype=None):
+                 activation="relu", dtype=None):
     del output_shape, params_per_pixel
     return [layers.InputLayer(input_shape=(latent_dim,))] + [
-        layers.Dense(units, activation="relu", dtype=dtype) for units in reversed(hidden_units)]
+        layers.Dense(units, activation=activation, dtype=dtype)
+        for units in reversed(hidden_units)]
 
 
 @dataclass(frozen=True)
@@ -145,21 +165,70 @@ class Network:
     description: str
 
 
-NETWORKS: dict[str, Network] = {
-    "conv": Network(_seed_conv_encoder, _seed_conv_decoder, False,
-                    "Conv2D 32/64 (or `filters`) stride 2 -> Dense 16; mirrored Conv2DTranspose"),
-    "course": Network(_course_encoder, _course_decoder, False,
-                      "TFP-course net: Conv2D 8 5x5 stride 2 tanh x2 -> Dense 64; "
-                      "Dense 64 -> Dense -> Conv2DTranspose x2 -> Conv2D 3x3"),
-    "mlp": Network(_mlp_encoder, _mlp_decoder, True, "Dense 512 -> 256, mirrored"),
-}
+NETWORKS: Registry[Network] = Registry("network")
+
+
+def register_network(name: str, encoder: Callable[..., list], decoder: Callable[..., list],
+                     dense_head: bool, description: str, *, replace: bool = False) -> Network:
+    """Adds a network body under `name`, so `ModelConfig(network=name)` builds it.
+
+    Args:
+      name: The name used in `ModelConfig.network` and the CLI's `--network`.
+      encoder: `encoder(input_shape, dtype=None, **options) -> [layers]` ending in features.
+      decoder: `decoder(latent_dim, output_shape, params_per_pixel, dtype=None, **options)
+        -> [layers]`.
+      dense_head: Whether the decoder ends in features (a `Dense` likelihood head is added)
+        rather than per-pixel parameters as channels.
+      description: One line for help texts, naming the published net it reproduces if any.
+      replace: Allow replacing an existing entry. Default: `False`.
+
+    Returns:
+      The registered `Network`.
+
+    Raises:
+      ValueError: If `name` is taken and `replace` is `False`.
+
+    #### Examples
+
+    ```python
+    register_network("tiny_mlp", lambda shape, dtype=None: [...], lambda *a, dtype=None: [...],
+                     dense_head=True, description="Dense 32, mirrored")
+    ```
+    """
+    return NETWORKS.add(name, Network(encoder, decoder, dense_head, description),
+                        replace=replace)
+
+
+def _conv_64_128_encoder(input_shape, hidden_units=16, dtype=None):
+    return _keras_io_conv_encoder(input_shape, (64, 128), hidden_units, dtype, "conv_64_128")
+
+
+def _conv_64_128_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=16,
+                         dtype=None):
+    return _keras_io_conv_decoder(latent_dim, output_shape, params_per_pixel, (64, 128),
+                                  hidden_units, dtype, dense_channels=64, network="conv_64_128")
+
+
+register_network("conv", _keras_io_conv_encoder, _keras_io_conv_decoder, False,
+                 "keras-io VAE: Conv2D 32/64 (or `filters`) stride 2 -> Dense 16; mirrored "
+                 "Conv2DTranspose")
+register_network("conv_64_128", _conv_64_128_encoder, _conv_64_128_decoder, False,
+                 "Conv2D 64/128 stride 2 -> Dense 16; Dense 7*7*64 -> Conv2DTranspose "
+                 "128/64 -> Conv2DTranspose 3x3")
+register_network("tfp_course", _tfp_course_encoder, _tfp_course_decoder, False,
+                 "TFP course net: Conv2D 8 5x5 stride 2 tanh x2 -> Dense 64; Dense 64 -> Dense "
+                 "-> Conv2DTranspose x2 -> Conv2D 3x3")
+register_network("mlp", _mlp_encoder, _mlp_decoder, True,
+                 "Dense 512 -> 256 ReLU (or `hidden_units`, `activation`), mirrored")
+NETWORKS.alias("course", "tfp_course")
 
 
 def get_network(name: str) -> Network:
     """Looks up a network body by name.
 
     Args:
-      name: One of `NETWORKS`: `'conv'`, `'course'`, `'mlp'`.
+      name: One of `NETWORKS`: `'conv'`, `'conv_64_128'`, `'tfp_course'`, `'mlp'` (or one you
+        registered).
 
     Returns:
       The `Network`.
@@ -167,7 +236,4 @@ def get_network(name: str) -> Network:
     Raises:
       ValueError: If `name` is unknown.
     """
-    try:
-        return NETWORKS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"Unknown network {name!r}; choose one of {sorted(NETWORKS)}.") from None
+    return NETWORKS.get(name)
