@@ -15,9 +15,12 @@ from matplotlib.image import imread
 
 from tfp_vae import cli
 from tfp_vae.backend import keras
+from tfp_vae.config import ModelConfig, TrainingConfig
+from tfp_vae.io import NonFiniteLossError
 from tfp_vae.plots import read_history
+from tfp_vae.runs import train_run
 
-_QUICK = ["--network", "course", "--train-size", "512", "--test-size", "200",
+_QUICK = ["--network", "tfp-course", "--train-size", "512", "--test-size", "200",
           "--batch-size", "64", "--verbose", "0"]
 
 
@@ -37,13 +40,14 @@ def _png(path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert cli.main(["train", *_QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    assert cli.main(["train", *_QUICK, "--epochs", "1", "--validation-size", "300", "--out",
+                     str(out)]) == 0
     return out
 
 
 def test_train_writes_model_metrics_history_and_plots(run_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "history.csv", "metrics.json", "model", "plots", "run.json"]
+        "COMPLETE", "checkpoints", "history.csv", "metrics.json", "model", "plots", "run.json"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test_num_images"] == 200
     assert metrics["train_num_images"] == 512
@@ -54,7 +58,8 @@ def test_train_writes_model_metrics_history_and_plots(run_dir):
     assert 0 <= metrics["test_active_units"] <= metrics["latent_dim"] == 2
     assert metrics["train_seconds"] > 0
     history = (run_dir / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,loss,reconstruction_loss,kl_loss,val_loss")
+    assert history[0].startswith("epoch,loss,reconstruction_loss,kl_loss,validation_loss")
+    assert metrics["validation_num_images"] == 300
     assert len(history) == 2
     assert sorted(p.name for p in (run_dir / "plots").iterdir()) == [
         "label_clusters.png", "latent_grid.png", "reconstructions.png", "samples.png",
@@ -63,7 +68,7 @@ def test_train_writes_model_metrics_history_and_plots(run_dir):
         _png(png)
     metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
     assert metadata["metrics"]["test_negative_elbo"] == metrics["test_negative_elbo"]
-    assert metadata["training"]["dataset"] == "fashion-mnist"
+    assert metadata["training"]["data"] == "fashion_mnist"
 
 
 def test_evaluate_prints_and_writes_json(run_dir, capsys, tmp_path):
@@ -130,12 +135,12 @@ def test_every_subcommand_has_help_with_examples(capsys):
 
 def test_runtime_errors_are_one_sentence(run_dir, capsys, tmp_path):
     cases = [
-        (["evaluate", tmp_path / "missing"], 1, "does not exist"),
-        (["evaluate", tmp_path], 1, "holds no saved model"),
+        (["evaluate", tmp_path / "missing"], 2, "does not exist"),
+        (["evaluate", tmp_path], 2, "holds no saved model"),
         (["evaluate", run_dir, "--samples", "6000"], 2, "at most 5000"),
-        (["train", *_QUICK, "--out", run_dir], 1, "pass --resume to continue it or "
+        (["train", *_QUICK, "--out", run_dir], 2, "pass --resume to continue it or "
                                                   "--overwrite"),
-        (["train", *_QUICK, "--out", tmp_path / "new", "--resume"], 1, "Nothing to resume"),
+        (["train", *_QUICK, "--out", tmp_path / "new", "--resume"], 2, "Nothing to resume"),
     ]
     for argv, code, message in cases:
         result, _, err = _run(argv, capsys)
@@ -180,24 +185,23 @@ def test_kill_during_training_then_resume(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["epochs"] == done + 1
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
-        tmp_path, capsys, monkeypatch):
-    original = cli._train_callbacks
-
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     class Poison(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
                 for variable in self.model.decoder.trainable_variables:
                     variable.assign(variable * np.nan)
 
-    monkeypatch.setattr(cli, "_train_callbacks",
-                        lambda settings, checkpoint: [Poison(), *original(settings, checkpoint)])
     out = tmp_path / "run"
-    code, _, err = _run(["train", *_QUICK, "--train-size", "128", "--epochs", "3", "--out", out],
-                        capsys)
-    assert code == 3
-    assert "Training stopped because the training loss became nan in epoch 2, batch 1" in err
-    assert "epoch-0001) is kept" in err and len(err.strip().splitlines()) == 1
+    model = ModelConfig(network="tfp_course")
+    training = TrainingConfig(train_size=128, test_size=200, batch_size=64, epochs=3)
+    with pytest.raises(NonFiniteLossError) as error:
+        train_run(out, model, training, callbacks=[Poison()])
+    assert cli.exit_status(error.value) == 3
+    message = str(error.value)
+    assert "Training stopped because the training loss became nan in epoch 2, batch 1" in message
+    assert "(epoch-0001) is kept" in message and len(message.splitlines()) == 1
+    assert "--likelihood bernoulli" not in message
     assert (out / "checkpoints" / "latest").read_text().strip() == "epoch-0001"
     assert not (out / "model").exists()
     assert Path(out / "checkpoints" / "epoch-0001" / "state.json").is_file()
@@ -212,4 +216,4 @@ def test_train_under_mirrored_strategy_with_mixed_bfloat16(tmp_path, capsys):
     assert 150 < metrics["test_negative_elbo"] < 600
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["dtype_policy"] == "mixed_bfloat16"
-    assert "strategy" not in json.loads((out / "run.json").read_text())
+    assert json.loads((out / "run.json").read_text())["training"]["strategy"] == "mirrored"

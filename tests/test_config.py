@@ -48,3 +48,57 @@ def test_invalid_values_name_the_field(field, value, message):
 def test_bad_json_is_a_clear_error():
     with pytest.raises(ValueError, match="not valid JSON"):
         ModelConfig.from_json("{latent_dim: 2")
+
+
+# TrainingConfig ----------------------------------------------------------------------------
+
+from tfp_vae.config import TrainingConfig, canonical_name, cli_name  # noqa: E402
+
+
+@pytest.mark.parametrize("training", [
+    TrainingConfig(),
+    TrainingConfig(data="mnist", epochs=30, batch_size=100, validation_size=10000,
+                   learning_rate_schedule="cosine", final_learning_rate=1e-4, seed=3,
+                   early_stopping_patience=5, iwae_samples=5000, jit_compile=True,
+                   tensorboard_dir="logs", strategy="mirrored", plots=False),
+])
+def test_training_config_json_round_trip(training):
+    text = training.to_json()
+    again = TrainingConfig.from_json(text)
+    assert again == training and again.to_json() == text
+
+
+def test_spellings_are_translated_in_one_place():
+    training = TrainingConfig(data="fashion-mnist", strategy="multi-worker")
+    assert (training.data, training.strategy) == ("fashion_mnist", "multi_worker")
+    assert ModelConfig(kl_attachment="loss-fn", kl_estimator="mc-entropy").kl_attachment == "loss"
+    assert canonical_name("loss-fn") == "loss" and cli_name("loss") == "loss-fn"
+    assert cli_name("fashion_mnist") == "fashion-mnist"
+    assert canonical_name(cli_name("mc_ratio_cv")) == "mc_ratio_cv"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"data": "cifar"}, "Unknown dataset 'cifar'"),
+    ({"epochs": 0}, "TrainingConfig.epochs must be a positive integer"),
+    ({"batch_size": 2.5}, "TrainingConfig.batch_size must be a positive integer"),
+    ({"learning_rate": float("nan")}, "TrainingConfig.learning_rate must be a positive number"),
+    ({"learning_rate": 0}, "TrainingConfig.learning_rate must be a positive number"),
+    ({"binarization": "otsu"}, "TrainingConfig.binarization must be one of"),
+    ({"validation_size": -1}, "TrainingConfig.validation_size must be an integer >= 0"),
+    ({"test_size": 0}, "TrainingConfig.test_size must be a positive integer or None"),
+    ({"learning_rate_schedule": "cosine"}, "final_learning_rate must be set exactly when"),
+    ({"final_learning_rate": 1e-4}, "final_learning_rate must be set exactly when"),
+    ({"early_stopping_patience": 3}, "needs a validation split"),
+    ({"jit_compile": "yes"}, "TrainingConfig.jit_compile must be true or false"),
+    ({"strategy": "tpu"}, "TrainingConfig.strategy must be one of"),
+])
+def test_invalid_training_values_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**changes)
+
+
+def test_training_config_rejects_unknown_keys_and_non_finite_json():
+    with pytest.raises(ValueError, match=r"Unknown training config key\(s\) \['lr'\]"):
+        TrainingConfig.from_dict({"lr": 0.1})
+    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+        ModelConfig.from_json('{"beta": Infinity}')

@@ -113,3 +113,45 @@ def test_failed_download_says_how_to_work_offline(monkeypatch):
                                                 "tried to download.*"
                                                 "TFP_VAE_DATA_DIR"):
         load_dataset("mnist")
+
+
+def test_binarize_is_seeded_per_stream_and_unbiased():
+    from tfp_vae.data import binarize
+
+    images = np.full((200, 28, 28, 1), 0.3, np.float32)
+    a = binarize(images, 0)
+    np.testing.assert_array_equal(a, binarize(images, 0))
+    assert set(np.unique(a)) == {0.0, 1.0} and a.dtype == np.float32
+    assert not np.array_equal(a, binarize(images, 1))
+    assert not np.array_equal(a, binarize(images, 0, "test"))
+    # Mean of 156 800 Bernoulli(0.3) draws: standard error 0.0012.
+    assert abs(a.mean() - 0.3) < 4.5 * np.sqrt(0.3 * 0.7 / a.size)
+    # Zero and one intensities stay exactly zero and one.
+    edges = binarize(np.array([[0.0, 1.0]] * 50, np.float32), 0)
+    np.testing.assert_array_equal(edges, [[0.0, 1.0]] * 50)
+    with pytest.raises(ValueError, match=r"scaled to \[0, 1\]"):
+        binarize(np.array([0.5, 255.0]), 0)
+    with pytest.raises(ValueError, match=r"scaled to \[0, 1\]"):
+        binarize(np.array([0.5, np.nan]), 0)
+
+
+def test_load_splits_holds_out_validation_and_binarizes_held_out_splits_once():
+    from tfp_vae.data import load_dataset, load_splits
+
+    splits = load_splits("mnist", validation_size=1000, train_size=500, test_size=300, seed=4)
+    full = load_dataset("mnist")
+    assert splits.x_train.shape == (500, 28, 28, 1) and splits.x_validation.shape[0] == 1000
+    np.testing.assert_array_equal(splits.x_train, full.x_train[:500])  # grey, binarized per batch
+    np.testing.assert_array_equal(splits.y_validation, full.y_train[-1000:])
+    assert set(np.unique(splits.x_validation)) == {0.0, 1.0}
+    assert set(np.unique(splits.x_test)) == {0.0, 1.0} and len(splits.x_test) == 300
+    again = load_splits("mnist", validation_size=1000, test_size=None, seed=4)
+    np.testing.assert_array_equal(again.x_test[:300], splits.x_test)  # prefix-consistent
+    grey = load_splits("mnist", test_size=10, binarization="none")
+    np.testing.assert_array_equal(grey.x_test, full.x_test[:10])
+    with pytest.raises(ValueError, match="validation_size 60000 leaves no training images"):
+        load_splits("mnist", validation_size=60000)
+    with pytest.raises(ValueError, match="train_size 59001 is more than the 59000"):
+        load_splits("mnist", validation_size=1000, train_size=59001)
+    with pytest.raises(ValueError, match="test_size 10001 is more than the 10000 test images"):
+        load_splits("mnist", test_size=10001)

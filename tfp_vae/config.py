@@ -1,25 +1,62 @@
-"""`ModelConfig`: a complete, JSON round-trippable description of a tfp_vae model.
+"""`ModelConfig` and `TrainingConfig`: complete, JSON round-trippable descriptions of a model
+and of a training run.
 
-The CLI, persistence and notebooks build models only from a config, so a saved config plus
-weights is enough to rebuild a model exactly.
+The CLI, persistence, recipes and notebooks build models and runs only from these configs, so a
+saved pair of configs plus weights is enough to rebuild a model exactly and to resume a run.
+Spellings are translated here and nowhere else: `canonical_name` turns the command line's
+`fashion-mnist`, `loss-fn`, `multi-worker` into the Python names `fashion_mnist`, `loss`,
+`multi_worker`, and `cli_name` goes back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
+from tfp_vae.data import BINARIZATIONS, canonical_dataset_name
 from tfp_vae.heads import LIKELIHOODS, POSTERIORS
 from tfp_vae.kl import KL_ESTIMATORS
-from tfp_vae.networks import NETWORKS
+from tfp_vae.networks import NETWORKS, network_options
 
-__all__ = ["DTYPE_POLICIES", "KL_ATTACHMENTS", "MODEL_KINDS", "ModelConfig"]
+__all__ = [
+    "DTYPE_POLICIES",
+    "KL_ATTACHMENTS",
+    "LEARNING_RATE_SCHEDULES",
+    "MODEL_KINDS",
+    "OPTIMIZERS",
+    "STRATEGIES",
+    "ModelConfig",
+    "TrainingConfig",
+    "canonical_name",
+    "cli_name",
+]
 
 KL_ATTACHMENTS = ("loss", "add_loss", "regularizer")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 MODEL_KINDS = ("vae", "autoencoder")
+OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "exponential")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# Command-line spellings that are not just dashes for underscores.
+_CLI_SPELLINGS = {"loss": "loss-fn"}
+
+
+def canonical_name(name: str) -> str:
+    """The Python spelling of a choice typed on the command line (`'loss-fn'` -> `'loss'`)."""
+    if not isinstance(name, str):
+        return name
+    key = name.replace("-", "_")
+    return {cli.replace("-", "_"): py for py, cli in _CLI_SPELLINGS.items()}.get(key, key)
+
+
+def cli_name(name: str) -> str:
+    """The command-line spelling of a Python choice (`'fashion_mnist'` -> `'fashion-mnist'`)."""
+    return _CLI_SPELLINGS.get(name, name.replace("_", "-"))
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,11 +64,99 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"Config values must be finite numbers, got {value}.")
     return value
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class _JsonConfig:
+    """Strict JSON round trip shared by the config dataclasses."""
+
+    def _check_int(self, name: str, minimum: int | None = 1, optional: bool = False) -> None:
+        value = getattr(self, name)
+        if optional and value is None:
+            return
+        if not _is_int(value) or (minimum is not None and value < minimum):
+            what = {None: "an integer", 0: "an integer >= 0", 1: "a positive integer"}.get(
+                minimum, f"an integer >= {minimum}")
+            raise ValueError(f"{type(self).__name__}.{name} must be {what}"
+                             f"{' or None' if optional else ''}, got {value!r}.")
+
+    def _check_number(self, name: str, positive: bool = False, optional: bool = False) -> None:
+        value = getattr(self, name)
+        if optional and value is None:
+            return
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and (value > 0 if positive else value >= 0)
+        if not ok:
+            raise ValueError(f"{type(self).__name__}.{name} must be a "
+                             f"{'positive' if positive else 'non-negative'} number (finite)"
+                             f"{' or None' if optional else ''}, got {value!r}.")
+        object.__setattr__(self, name, float(value))
+
+    def _check_choice(self, name: str, allowed) -> None:
+        value = canonical_name(getattr(self, name))
+        if hasattr(allowed, "canonical"):
+            try:
+                value = allowed.canonical(value)
+            except ValueError:
+                value = None
+        if value is None or value not in tuple(allowed):
+            raise ValueError(f"{type(self).__name__}.{name} must be one of "
+                             f"{sorted(allowed)}, got {getattr(self, name)!r}.")
+        object.__setattr__(self, name, value)
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed (validated like a new config)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-compatible dict."""
+        return _jsonable(dataclasses.asdict(self))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The config as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Builds a config from a dict, rejecting unknown keys.
+
+        Raises:
+          ValueError: If `data` has keys that are not config fields, or a value is invalid.
+        """
+        what = "model" if cls.__name__ == "ModelConfig" else "training"
+        if not isinstance(data, dict):
+            raise ValueError(f"A {what} config must be a JSON object, got "
+                             f"{type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown {what} config key(s) {unknown}; known keys are "
+                             f"{sorted(known)}.")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Builds a config from a JSON string (see `from_dict`).
+
+        Raises:
+          ValueError: If the text is not valid JSON or not a valid config.
+        """
+        what = "model" if cls.__name__ == "ModelConfig" else "training"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"The {what} config is not valid JSON: {error}.") from None
+        return cls.from_dict(data)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_JsonConfig):
     """Everything needed to build a tfp_vae model.
 
     Attributes:
@@ -78,70 +203,139 @@ class ModelConfig:
     dtype_policy: str = "float32"
 
     def __post_init__(self):
+        if not isinstance(self.input_shape, (tuple, list)) or not all(
+                _is_int(d) and d >= 1 for d in self.input_shape) or len(self.input_shape) != 3:
+            raise ValueError("ModelConfig.input_shape must be (height, width, channels) of "
+                             f"positive integers, got {self.input_shape!r}.")
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        if not isinstance(self.network_options, dict):
+            raise ValueError("ModelConfig.network_options must be a dict, got "
+                             f"{type(self.network_options).__name__}.")
         object.__setattr__(self, "network_options", _jsonable(dict(self.network_options)))
-        registries = {"network": NETWORKS, "posterior": POSTERIORS, "likelihood": LIKELIHOODS,
-                      "kl_estimator": KL_ESTIMATORS}
-        for name, registry in registries.items():
-            try:
-                object.__setattr__(self, name, registry.canonical(getattr(self, name)))
-            except ValueError:
-                raise ValueError(f"ModelConfig.{name} must be one of {sorted(registry)}, got "
-                                 f"{getattr(self, name)!r}.") from None
-        choices = {"kind": MODEL_KINDS, "kl_attachment": KL_ATTACHMENTS,
-                   "dtype_policy": DTYPE_POLICIES}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"ModelConfig.{name} must be one of {sorted(allowed)}, "
-                                 f"got {getattr(self, name)!r}.")
-        for name in ("latent_dim", "num_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}.")
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
-            raise ValueError("ModelConfig.input_shape must be (height, width, channels), got "
-                             f"{self.input_shape}.")
-        if not isinstance(self.beta, (int, float)) or self.beta < 0:
-            raise ValueError(f"ModelConfig.beta must be a non-negative number, got {self.beta!r}.")
-        object.__setattr__(self, "beta", float(self.beta))
-
-    def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with some fields changed (validated like a new config)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-compatible dict."""
-        return _jsonable(dataclasses.asdict(self))
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """The config as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Builds a config from a dict, rejecting unknown keys.
-
-        Raises:
-          ValueError: If `data` has keys that are not config fields, or a value is invalid.
-        """
-        if not isinstance(data, dict):
-            raise ValueError(f"A model config must be a JSON object, got {type(data).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        for name, allowed in (("kind", MODEL_KINDS), ("network", NETWORKS),
+                              ("posterior", POSTERIORS), ("likelihood", LIKELIHOODS),
+                              ("kl_attachment", KL_ATTACHMENTS), ("kl_estimator", KL_ESTIMATORS),
+                              ("dtype_policy", DTYPE_POLICIES)):
+            self._check_choice(name, allowed)
+        allowed_options = network_options(self.network)
+        unknown = sorted(set(self.network_options) - set(allowed_options))
         if unknown:
-            raise ValueError(f"Unknown model config key(s) {unknown}; known keys are "
-                             f"{sorted(known)}.")
-        return cls(**data)
+            raise ValueError(f"ModelConfig.network_options has unknown key(s) {unknown} for the "
+                             f"{self.network!r} network; it takes {sorted(allowed_options)}.")
+        for name in ("latent_dim", "num_samples"):
+            self._check_int(name)
+        self._check_number("beta")
 
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        """Builds a config from a JSON string (see `from_dict`).
 
-        Raises:
-          ValueError: If the text is not valid JSON or not a valid config.
-        """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"The model config is not valid JSON: {error}.") from None
-        return cls.from_dict(data)
+@dataclass(frozen=True)
+class TrainingConfig(_JsonConfig):
+    """Everything about how a model is trained, evaluated and logged in a run.
+
+    Together with a `ModelConfig` it describes a run completely: `tfp_vae.runs.train_run` needs
+    nothing else, and `run.json` holds exactly these two configs, so `--resume` reads only them.
+
+    Attributes:
+      data: A built-in dataset name (`'mnist'`, `'fashion_mnist'`; dashes accepted).
+        Default: `'fashion_mnist'`.
+      data_dir: Folder with the built-in datasets' IDX files; `None` uses `$TFP_VAE_DATA_DIR`,
+        else the Keras download. Default: `None`.
+      binarization: Training images `'dynamic'` (resampled every epoch), `'fixed'` (drawn once
+        from `seed`) or `'none'` (grey levels). Validation and test images are binarized once
+        with seeds derived from `seed` unless `'none'`. Default: `'dynamic'`.
+      epochs: Total epochs of the run. Default: `2`.
+      batch_size: Global batch size. Default: `128`.
+      optimizer: `'adam'`, `'adamax'`, `'rmsprop'` or `'sgd'`. Default: `'adam'`.
+      learning_rate: Initial learning rate. Default: `1e-3`.
+      learning_rate_schedule: `'constant'`, `'cosine'` or `'exponential'` decay from
+        `learning_rate` to `final_learning_rate` over all `epochs`. Default: `'constant'`.
+      final_learning_rate: The learning rate at the end of a decaying schedule (required for
+        `'cosine'` and `'exponential'`). Default: `None`.
+      seed: Seed of initialisation, shuffling, binarization and evaluation. Default: `0`.
+      train_size: Use only the first N training images (after the validation split); `None`
+        uses all. Default: `None`.
+      validation_size: Hold out the last N images of the training set for validation, early
+        stopping and model selection (the test set is never used for a choice). Default: `0`.
+      test_size: Evaluate on the first N test images only; `None` uses all. Default: `None`.
+      warmup_epochs: Epochs of linear KL warm-up to `ModelConfig.beta`. Default: `0`.
+      strategy: `tf.distribute` strategy: `'default'`, `'mirrored'` or `'multi_worker'`.
+        Default: `'default'`.
+      jit_compile: Compile training steps with XLA; `None` picks per network (what measured
+        faster on CPU). Default: `None`.
+      early_stopping_patience: Stop after this many epochs without a better validation loss;
+        `None` never stops early. Needs `validation_size > 0`. Default: `None`.
+      select_best: With a validation split, finish with the weights of the epoch with the best
+        validation loss (model selection) rather than the last epoch's. Default: `True`.
+      tensorboard_dir: Write TensorBoard logs here; `None` writes none. Default: `None`.
+      iwae_samples: Importance samples for the final test IWAE log-likelihood; `0` skips it.
+        Default: `0`.
+      plots: Write the run's PNG plots at the end. Default: `True`.
+
+    Raises:
+      ValueError: On construction, if any field is invalid; the message names the field.
+
+    #### Examples
+
+    ```python
+    training = TrainingConfig(data="mnist", epochs=30, batch_size=100, validation_size=10000)
+    assert TrainingConfig.from_json(training.to_json()) == training
+    ```
+    """
+
+    data: str = "fashion_mnist"
+    data_dir: str | None = None
+    binarization: str = "dynamic"
+    epochs: int = 2
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
+    final_learning_rate: float | None = None
+    seed: int = 0
+    train_size: int | None = None
+    validation_size: int = 0
+    test_size: int | None = None
+    warmup_epochs: int = 0
+    strategy: str = "default"
+    jit_compile: bool | None = None
+    early_stopping_patience: int | None = None
+    select_best: bool = True
+    tensorboard_dir: str | None = None
+    iwae_samples: int = 0
+    plots: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"TrainingConfig.data must be a dataset name, got {self.data!r}.")
+        object.__setattr__(self, "data", canonical_dataset_name(self.data))
+        for name in ("data_dir", "tensorboard_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, PathLike)) or not str(value)):
+                raise ValueError(f"TrainingConfig.{name} must be a path or None, got {value!r}.")
+            if value is not None:
+                object.__setattr__(self, name, str(value))
+        for name, allowed in (("binarization", BINARIZATIONS), ("optimizer", OPTIMIZERS),
+                              ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
+                              ("strategy", STRATEGIES)):
+            self._check_choice(name, allowed)
+        for name in ("epochs", "batch_size"):
+            self._check_int(name)
+        for name in ("validation_size", "warmup_epochs", "iwae_samples"):
+            self._check_int(name, minimum=0)
+        for name in ("train_size", "test_size", "early_stopping_patience"):
+            self._check_int(name, optional=True)
+        self._check_int("seed", minimum=None)
+        self._check_number("learning_rate", positive=True)
+        self._check_number("final_learning_rate", positive=True, optional=True)
+        for name in ("jit_compile", "select_best", "plots"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "jit_compile" and value is None):
+                raise ValueError(f"TrainingConfig.{name} must be true or false, got {value!r}.")
+        decaying = self.learning_rate_schedule != "constant"
+        if decaying != (self.final_learning_rate is not None):
+            raise ValueError("TrainingConfig.final_learning_rate must be set exactly when "
+                             "learning_rate_schedule is 'cosine' or 'exponential', got "
+                             f"{self.final_learning_rate!r} with "
+                             f"{self.learning_rate_schedule!r}.")
+        if self.early_stopping_patience is not None and self.validation_size == 0:
+            raise ValueError("TrainingConfig.early_stopping_patience needs a validation split; "
+                             "set validation_size > 0.")

@@ -25,9 +25,12 @@ __all__ = [
     "DATA_DIR_ENV",
     "DATASETS",
     "ImageDataset",
+    "DataSplits",
     "binarize",
     "canonical_dataset_name",
+    "image_shape",
     "load_dataset",
+    "load_splits",
     "make_dataset",
 ]
 
@@ -89,7 +92,7 @@ def canonical_dataset_name(name: str) -> str:
     return key
 
 
-def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+def binarize(images: np.ndarray, seed: int, stream: str = "binarize") -> np.ndarray:
     """Draws binary images with pixel `Bernoulli(intensity)`, reproducibly from `seed`.
 
     The one binarization of fixed images in tfp_vae (a test split, a fixed training set,
@@ -98,6 +101,9 @@ def binarize(images: np.ndarray, seed: int) -> np.ndarray:
     Args:
       images: `[n, h, w, c]` float array in [0, 1].
       seed: Python `int`.
+      stream: Name of the random stream derived from `seed`, so that splits binarized with the
+        same run seed (e.g. `'test'`, `'validation'`) get independent noise.
+        Default: `'binarize'`.
 
     Returns:
       A float32 array of 0s and 1s with the shape of `images`.
@@ -115,7 +121,7 @@ def binarize(images: np.ndarray, seed: int) -> np.ndarray:
     if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
         raise ValueError("Images must be finite and scaled to [0, 1] before binarization; "
                          "divide uint8 images by 255.")
-    uniform = numpy_rng(seed, "binarize").random(images.shape, dtype=np.float32)
+    uniform = numpy_rng(seed, stream).random(images.shape, dtype=np.float32)
     return (uniform < images).astype(np.float32)
 
 
@@ -214,6 +220,100 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
 
     return ImageDataset(name, images(x_train), y_train.astype(np.int64), images(x_test),
                         y_test.astype(np.int64), DATASETS[name]["class_names"])
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """The three splits of a run, with held-out splits already binarized once.
+
+    Attributes:
+      name: Dataset name.
+      x_train, y_train: Training images in [0, 1] (binarized per batch, if at all, by
+        `make_dataset`) and labels.
+      x_validation, y_validation: Held-out part of the training set (possibly empty), binarized
+        with the run's seed if the run binarizes.
+      x_test, y_test: Test images, binarized once with the run's seed if the run binarizes; used
+        only for final metrics.
+      class_names: Name of each label.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def image_shape(data: str, data_dir: str | os.PathLike | None = None) -> tuple[int, int, int]:
+    """The `(height, width, channels)` of one image of a dataset, without loading it.
+
+    Raises:
+      ValueError: If `data` is not a known dataset.
+    """
+    canonical_dataset_name(data)
+    return (28, 28, 1)
+
+
+def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None = None,
+                validation_size: int = 0, train_size: int | None = None,
+                test_size: int | None = None, binarization: str = "dynamic", seed: int = 0
+                ) -> DataSplits:
+    """Train / validation / test splits of a dataset, as a training run uses them.
+
+    The validation split is the last `validation_size` images of the training set (never
+    trained on); `train_size` then takes the first images of the rest. Validation and test
+    images are binarized once, with streams `'validation'` and `'test'` of `seed`, unless
+    `binarization='none'`, so every evaluation of a run sees the same binary images.
+
+    Args:
+      data: Dataset name. Default: `'fashion_mnist'`.
+      data_dir: See `load_dataset`. Default: `None`.
+      validation_size: Python `int` >= 0. Default: `0`.
+      train_size: Python `int` or `None` (all). Default: `None`.
+      test_size: Python `int` or `None` (all). Default: `None`.
+      binarization: `'dynamic'`, `'fixed'` or `'none'`. Default: `'dynamic'`.
+      seed: Python `int`. Default: `0`.
+
+    Returns:
+      A `DataSplits`.
+
+    Raises:
+      ValueError: If the sizes do not fit the dataset (one sentence with the numbers).
+      FileNotFoundError: As `load_dataset`.
+
+    #### Examples
+
+    ```python
+    splits = load_splits("mnist", "../shared/data", validation_size=10000)
+    splits.x_train.shape, splits.x_validation.shape  # (50000, 28, 28, 1), (10000, 28, 28, 1)
+    ```
+    """
+    dataset = load_dataset(data, data_dir)
+    available = len(dataset.x_train)
+    if validation_size >= available:
+        raise ValueError(f"validation_size {validation_size} leaves no training images: "
+                         f"{dataset.name} has {available}; use a smaller validation split.")
+    cut = available - validation_size
+    if train_size is not None and train_size > cut:
+        raise ValueError(f"train_size {train_size} is more than the {cut} training images of "
+                         f"{dataset.name} left after a validation split of {validation_size}.")
+    stop = cut if train_size is None else train_size
+    test_stop = len(dataset.x_test) if test_size is None else test_size
+    if test_stop > len(dataset.x_test):
+        raise ValueError(f"test_size {test_size} is more than the {len(dataset.x_test)} test "
+                         f"images of {dataset.name}.")
+
+    def held_out(images, stream):
+        return images if binarization == "none" else binarize(images, seed, stream)
+
+    return DataSplits(
+        dataset.name, dataset.x_train[:stop], dataset.y_train[:stop],
+        held_out(dataset.x_train[cut:], "validation"), dataset.y_train[cut:],
+        held_out(dataset.x_test[:test_stop], "test"), dataset.y_test[:test_stop],
+        dataset.class_names)
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 128,

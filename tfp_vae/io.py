@@ -110,6 +110,10 @@ def _atomic_directory(target: Path, overwrite: bool = True) -> Iterator[Path]:
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # mkdtemp creates the folder 0700; the saved directory gets the user's usual permissions.
+    mask = os.umask(0)
+    os.umask(mask)
+    temporary.chmod(0o777 & ~mask)
     try:
         yield temporary
         _fsync_tree(temporary)

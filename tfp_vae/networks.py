@@ -26,13 +26,14 @@ Add an architecture from your own code with `register_network`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tfp_vae.backend import keras
 from tfp_vae.registry import Registry
 
-__all__ = ["NETWORKS", "Network", "get_network", "register_network"]
+__all__ = ["NETWORKS", "Network", "get_network", "network_options", "register_network"]
 
 layers = keras.layers
 
@@ -45,8 +46,11 @@ def _check_image_shape(shape: Sequence[int], network: str) -> tuple[int, int, in
     return shape
 
 
-def _keras_io_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=None,
-                           network="conv"):
+def _keras_io_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype=None):
+    return _conv_encoder_layers(input_shape, filters, hidden_units, dtype, "conv")
+
+
+def _conv_encoder_layers(input_shape, filters, hidden_units, dtype, network):
     height, width, _ = _check_image_shape(input_shape, network)
     if height % 4 or width % 4:
         raise ValueError(f"The {network!r} network halves the image twice, so height and "
@@ -63,12 +67,17 @@ def _keras_io_conv_encoder(input_shape, filters=(32, 64), hidden_units=16, dtype
 
 
 def _keras_io_conv_decoder(latent_dim, output_shape, params_per_pixel, filters=(32, 64),
-                           hidden_units=16, dtype=None, dense_channels=None, network="conv"):
+                           hidden_units=16, dtype=None):
     del hidden_units
+    # The keras-io decoder reshapes to f2 = 64 channels at 7x7 for (32, 64) filters.
+    return _conv_decoder_layers(latent_dim, output_shape, params_per_pixel, filters, dtype,
+                                filters[1], "conv")
+
+
+def _conv_decoder_layers(latent_dim, output_shape, params_per_pixel, filters, dtype,
+                         dense_channels, network):
     height, width, channels = _check_image_shape(output_shape, network)
     f1, f2 = filters
-    # The keras-io decoder reshapes to f2 = 64 channels at 7x7 for (32, 64) filters.
-    dense_channels = dense_channels or f2
     return [
         layers.InputLayer(input_shape=(latent_dim,)),
         layers.Dense((height // 4) * (width // 4) * dense_channels, activation="relu",
@@ -147,6 +156,22 @@ def _mlp_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=(512, 
         for units in reversed(hidden_units)]
 
 
+_BUILDER_ARGUMENTS = {"input_shape", "latent_dim", "output_shape", "params_per_pixel", "dtype"}
+
+
+def network_options(name: str) -> tuple[str, ...]:
+    """The `ModelConfig.network_options` keys a registered network accepts.
+
+    Raises:
+      ValueError: If `name` is not a registered network.
+    """
+    network = NETWORKS.get(name)
+    names = set()
+    for builder in (network.encoder, network.decoder):
+        names |= set(inspect.signature(builder).parameters) - _BUILDER_ARGUMENTS
+    return tuple(sorted(names))
+
+
 @dataclass(frozen=True)
 class Network:
     """An encoder/decoder body pair.
@@ -157,19 +182,24 @@ class Network:
       dense_head: Whether the decoder ends in features that need a `Dense` likelihood head
         (`True`) or already emits per-pixel parameters as channels (`False`).
       description: One line for help texts.
+      jit_compile: Whether training compiles with XLA by default (what measured faster on
+        CPU: the small MLPs are bound by per-step overhead that XLA removes; the conv nets
+        were slower with it). Default: `False`.
     """
 
     encoder: Callable[..., list]
     decoder: Callable[..., list]
     dense_head: bool
     description: str
+    jit_compile: bool = False
 
 
 NETWORKS: Registry[Network] = Registry("network")
 
 
 def register_network(name: str, encoder: Callable[..., list], decoder: Callable[..., list],
-                     dense_head: bool, description: str, *, replace: bool = False) -> Network:
+                     dense_head: bool, description: str, *, jit_compile: bool = False,
+                     replace: bool = False) -> Network:
     """Adds a network body under `name`, so `ModelConfig(network=name)` builds it.
 
     Args:
@@ -180,6 +210,7 @@ def register_network(name: str, encoder: Callable[..., list], decoder: Callable[
       dense_head: Whether the decoder ends in features (a `Dense` likelihood head is added)
         rather than per-pixel parameters as channels.
       description: One line for help texts, naming the published net it reproduces if any.
+      jit_compile: Compile training with XLA by default. Default: `False`.
       replace: Allow replacing an existing entry. Default: `False`.
 
     Returns:
@@ -195,18 +226,19 @@ def register_network(name: str, encoder: Callable[..., list], decoder: Callable[
                      dense_head=True, description="Dense 32, mirrored")
     ```
     """
-    return NETWORKS.add(name, Network(encoder, decoder, dense_head, description),
+    return NETWORKS.add(name, Network(encoder, decoder, dense_head, description, jit_compile),
                         replace=replace)
 
 
 def _conv_64_128_encoder(input_shape, hidden_units=16, dtype=None):
-    return _keras_io_conv_encoder(input_shape, (64, 128), hidden_units, dtype, "conv_64_128")
+    return _conv_encoder_layers(input_shape, (64, 128), hidden_units, dtype, "conv_64_128")
 
 
 def _conv_64_128_decoder(latent_dim, output_shape, params_per_pixel, hidden_units=16,
                          dtype=None):
-    return _keras_io_conv_decoder(latent_dim, output_shape, params_per_pixel, (64, 128),
-                                  hidden_units, dtype, dense_channels=64, network="conv_64_128")
+    del hidden_units
+    return _conv_decoder_layers(latent_dim, output_shape, params_per_pixel, (64, 128), dtype,
+                                64, "conv_64_128")
 
 
 register_network("conv", _keras_io_conv_encoder, _keras_io_conv_decoder, False,
@@ -219,7 +251,8 @@ register_network("tfp_course", _tfp_course_encoder, _tfp_course_decoder, False,
                  "TFP course net: Conv2D 8 5x5 stride 2 tanh x2 -> Dense 64; Dense 64 -> Dense "
                  "-> Conv2DTranspose x2 -> Conv2D 3x3")
 register_network("mlp", _mlp_encoder, _mlp_decoder, True,
-                 "Dense 512 -> 256 ReLU (or `hidden_units`, `activation`), mirrored")
+                 "Dense 512 -> 256 ReLU (or `hidden_units`, `activation`), mirrored",
+                 jit_compile=True)
 NETWORKS.alias("course", "tfp_course")
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "plot_samples",
     "plot_training_curves",
     "read_history",
+    "write_run_plots",
 ]
 
 _DPI = 100
@@ -289,8 +290,9 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | os.
     """Loss, reconstruction and KL per epoch, for training and (if present) test data.
 
     Args:
-      history: Columns by name: `loss`, `reconstruction_loss`, `kl_loss` and their `val_`
-        versions (missing ones are skipped), optionally `epoch`.
+      history: Columns by name: `loss`, `reconstruction_loss`, `kl_loss` and their
+        `validation_` versions (missing ones are skipped; `val_` is read as `validation_`),
+        optionally `epoch`.
       path: Output PNG path.
 
     Returns:
@@ -316,8 +318,9 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | os.
     for index, (name, title) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
         axes.plot(epochs, history[name], marker="o", label="train")
-        if history.get("val_" + name):
-            axes.plot(epochs, history["val_" + name], marker="s", label="test")
+        held_out = history.get("validation_" + name) or history.get("val_" + name)
+        if held_out:
+            axes.plot(epochs, held_out, marker="s", label="validation")
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title, fontsize=10)
@@ -326,3 +329,45 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | os.
     figure.suptitle("Training curves")
     figure.tight_layout()
     return _save(figure, path)
+
+
+def write_run_plots(model: VAE | Autoencoder, out_dir: str | os.PathLike, images: np.ndarray,
+                    labels: np.ndarray, class_names: Sequence[str],
+                    history: Sequence[Mapping[str, float]] | None = None,
+                    cluster_images: int = 5000) -> list[Path]:
+    """Every plot of a training run: clusters, reconstructions, latent grid, samples, curves.
+
+    Args:
+      model: A tfp_vae `VAE` or `Autoencoder`.
+      out_dir: Folder for the PNG files (created).
+      images: Held-out images (e.g. the test split) for clusters and reconstructions.
+      labels: Their labels.
+      class_names: Name of each label.
+      history: Optional per-epoch rows (as `RunResult.history`); adds the training curves.
+        Default: `None`.
+      cluster_images: How many images the label-cluster scatter uses. Default: `5000`.
+
+    Returns:
+      The paths written: `label_clusters.png`, `reconstructions.png`, and for a `VAE`
+      `latent_grid.png` and `samples.png`, then `training_curves.png` if `history` is given.
+
+    #### Examples
+
+    ```python
+    write_run_plots(vae, "runs/demo/plots", x_test, y_test, data.class_names, result.history)
+    ```
+    """
+    out_dir = Path(out_dir)
+    written = [
+        plot_label_clusters(model, images[:cluster_images], labels[:cluster_images],
+                            out_dir / "label_clusters.png", class_names),
+        plot_reconstructions(model, images, out_dir / "reconstructions.png"),
+    ]
+    if isinstance(model, VAE):
+        written.append(plot_latent_grid(model, out_dir / "latent_grid.png"))
+        written.append(plot_samples(model, out_dir / "samples.png"))
+    if history:
+        columns = {name: [row[name] for row in history if name in row]
+                   for name in dict.fromkeys(name for row in history for name in row)}
+        written.append(plot_training_curves(columns, out_dir / "training_curves.png"))
+    return written

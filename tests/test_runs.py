@@ -1,0 +1,170 @@
+"""`train_run`: the one training run (in memory and in a run directory), resume, overwrite."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfp_vae.config import ModelConfig, TrainingConfig
+from tfp_vae.rundir import RunBusyError, RunDir
+from tfp_vae.runs import train_run
+
+MODEL = ModelConfig(network="mlp", network_options={"hidden_units": [32]}, latent_dim=2)
+TRAINING = TrainingConfig(data="mnist", train_size=512, test_size=200, batch_size=64,
+                          epochs=2, jit_compile=False, plots=False)
+
+
+def test_in_memory_run_trains_and_reports_the_elbo():
+    result = train_run(None, MODEL, TRAINING)
+    assert result.run_dir is None and result.plots == []
+    losses = [row["loss"] for row in result.history]
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert losses[1] < losses[0] - 10  # a real fall on real data, not noise
+    metrics = result.metrics
+    assert metrics["test_num_images"] == 200 and metrics["train_num_images"] == 512
+    assert metrics["test_negative_elbo"] == pytest.approx(
+        metrics["test_reconstruction"] + metrics["test_kl"], abs=2e-3)
+    # An untrained Bernoulli decoder gives about 784 ln 2 = 543 nats; two epochs beat it.
+    assert 150 < metrics["test_negative_elbo"] < 543
+    assert "validation_negative_elbo" not in metrics
+
+
+def test_run_directory_layout_configs_and_complete_marker(tmp_path):
+    out = tmp_path / "run"
+    result = train_run(out, MODEL, TRAINING.replace(epochs=1, plots=True))
+    run = RunDir(out)
+    assert run.is_complete and result.run_dir.path == out
+    assert run.read_configs() == (MODEL, TRAINING.replace(epochs=1, plots=True))
+    assert json.loads(run.run_file.read_text())["format"] == 2
+    assert run.metrics() == result.metrics
+    assert run.history()[0]["loss"] == pytest.approx(result.history[0]["loss"])
+    assert sorted(p.name for p in run.plots_dir.iterdir()) == [
+        "label_clusters.png", "latent_grid.png", "reconstructions.png", "samples.png",
+        "training_curves.png"]
+    again = run.load_model()
+    np.testing.assert_array_equal(again.get_weights()[0], result.model.get_weights()[0])
+    assert run.lock_file.parent == tmp_path and not any(
+        p.name.startswith(".run.replaced") for p in tmp_path.iterdir())
+
+
+def test_same_initial_weights_and_batches_give_identical_attachments():
+    """The loss function, add-loss layer and regularizer train the same model exactly."""
+    base = train_run(None, MODEL, TRAINING.replace(epochs=1))
+    start = base.model.get_weights()
+    finals = {}
+    for attachment in ("loss", "add_loss", "regularizer"):
+        result = train_run(None, MODEL.replace(kl_attachment=attachment),
+                           TRAINING.replace(epochs=1, seed=1), initial_weights=start)
+        finals[attachment] = result.metrics["test_negative_elbo"]
+        assert result.history[0]["loss"] == pytest.approx(
+            finals.setdefault("first_loss", result.history[0]["loss"]), rel=1e-5)
+    assert finals["add_loss"] == pytest.approx(finals["loss"], abs=1e-3)
+    assert finals["regularizer"] == pytest.approx(finals["loss"], abs=1e-3)
+
+
+def test_validation_split_selects_the_best_epoch():
+    training = TRAINING.replace(epochs=3, validation_size=500, learning_rate=3e-3)
+    result = train_run(None, MODEL, training)
+    validation = [row["validation_loss"] for row in result.history]
+    assert result.metrics["selected_epoch"] == int(np.argmin(validation)) + 1
+    assert result.metrics["validation_num_images"] == 500
+    assert any("Selected the weights of epoch" in m for m in result.messages)
+
+
+def test_early_stopping_stops_after_patience():
+    # A learning rate this small cannot improve the validation loss by chance for long, and a
+    # patience of 1 stops at the first epoch without improvement.
+    training = TRAINING.replace(epochs=6, validation_size=500, early_stopping_patience=1,
+                                learning_rate=1e-9)
+    result = train_run(None, MODEL, training)
+    best = int(np.argmin([row["validation_loss"] for row in result.history])) + 1
+    assert len(result.history) == best + 1 < 6
+    assert any("Stopped early" in m for m in result.messages)
+
+
+def test_resume_trains_on_and_refuses_contradicting_settings(tmp_path):
+    out = tmp_path / "run"
+    train_run(out, MODEL, TRAINING.replace(epochs=1))
+    messages = []
+    result = train_run(out, resume=True, changes={"epochs": 2, "test_size": 100},
+                       log=messages.append)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert result.metrics["test_num_images"] == 100
+    assert RunDir(out).training_config.epochs == 2
+    assert any("Resuming" in m and "after epoch 1" in m for m in messages)
+    assert any("Applied the changed setting(s) epochs, test_size" in m for m in messages)
+    with pytest.raises(ValueError, match=r"--latent-dim, --learning-rate cannot change when "
+                                         r"resuming"):
+        train_run(out, resume=True, changes={"latent_dim": 3, "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="--data cannot change"):
+        train_run(out, resume=True, training_config=TRAINING.replace(data="fashion_mnist"))
+    assert RunDir(out).is_complete  # a refused resume leaves the finished run as it was
+
+
+def test_overwrite_validates_first_and_keeps_the_old_run_on_failure(tmp_path):
+    out = tmp_path / "run"
+    first = train_run(out, MODEL, TRAINING.replace(epochs=1))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_run(out, MODEL, TRAINING.replace(data_dir=str(tmp_path / "typo")), overwrite=True)
+    assert RunDir(out).is_complete and RunDir(out).metrics() == first.metrics
+    with pytest.raises(ValueError, match="already holds a training run; pass --resume"):
+        train_run(out, MODEL, TRAINING)
+    second = train_run(out, MODEL, TRAINING.replace(seed=5, epochs=1), overwrite=True)
+    assert RunDir(out).training_config.seed == 5
+    assert RunDir(out).metrics() == second.metrics != first.metrics
+    assert [p.name for p in tmp_path.iterdir() if "replaced" in p.name] == []
+
+
+def test_a_run_directory_has_one_owner(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock(), pytest.raises(RunBusyError, match=r"Another process \(pid \d+\) is using"):
+        train_run(run, MODEL, TRAINING)
+    assert not run.path.exists()
+
+
+def test_resume_falls_back_past_a_damaged_checkpoint_and_cleans_stale_files(tmp_path):
+    out = tmp_path / "run"
+    train_run(out, MODEL, TRAINING.replace(epochs=2))
+    run = RunDir(out)
+    (run.checkpoints_dir / "latest").unlink()
+    for data_file in (run.checkpoints_dir / "epoch-0002").glob("ckpt.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:100])  # truncated by a full disk
+    stale = run.checkpoints_dir / ".epoch-0003.tmp-abc"
+    stale.mkdir()
+    messages = []
+    result = train_run(out, resume=True, changes={"epochs": 3}, log=messages.append)
+    assert not stale.exists()
+    assert any("Removed 1 unfinished temporary" in m for m in messages)
+    assert any("Resumed from epoch-0001, the newest intact checkpoint (`latest` was missing; "
+               "skipped epoch-0002" in m for m in messages)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+
+
+def test_an_interrupted_overwrite_is_undone_by_the_next_start(tmp_path):
+    out = tmp_path / "run"
+    first = train_run(out, MODEL, TRAINING.replace(epochs=1))
+    run = RunDir(out)
+    aside = run.set_aside()  # what a killed --overwrite leaves: the old run set aside...
+    out.mkdir()
+    (out / "run.json").write_text("{}")  # ...and a new run without a checkpoint
+    messages = []
+    result = train_run(out, resume=True, log=messages.append)
+    assert not aside.exists() and any("Restored the earlier run" in m for m in messages)
+    assert result.metrics["test_negative_elbo"] == pytest.approx(
+        first.metrics["test_negative_elbo"], abs=1e-3)
+
+
+def test_a_version_1_run_json_still_resumes(tmp_path):
+    out = tmp_path / "run"
+    train_run(out, ModelConfig(network="tfp_course", latent_dim=2),
+              TrainingConfig(train_size=256, test_size=100, batch_size=64, epochs=1,
+                             plots=False))
+    (out / "run.json").write_text(json.dumps({
+        "dataset": "fashion-mnist", "test_size": 100, "model": "vae", "latent_dim": 2,
+        "network": "course", "posterior": "diag", "likelihood": "bernoulli",
+        "kl_attachment": "loss-fn", "kl_estimator": "analytic", "kl_samples": 1, "beta": 1.0,
+        "warmup_epochs": 0, "batch_size": 64, "learning_rate": 0.001, "seed": 0,
+        "binarization": "dynamic", "train_size": 256, "dtype_policy": "float32"}))
+    result = train_run(out, resume=True, changes={"epochs": 2})
+    assert len(result.history) == 2
+    assert json.loads((out / "run.json").read_text())["format"] == 2

@@ -1,0 +1,510 @@
+"""`RunDir`: a training run's directory, its layout, lock, recovery, checkpoints and results.
+
+A run directory `DIR` holds:
+
+    DIR/run.json          {"format": 2, "model": ModelConfig, "training": TrainingConfig}
+    DIR/checkpoints/      epoch-NNNN/ per completed epoch (model + optimizer), `latest`,
+                          and best/ (the best validation epoch, with a validation split)
+    DIR/history.csv       one row per epoch: training and validation losses, wall time
+    DIR/model/            the final saved model (config.json, weights.h5, metadata.json)
+    DIR/metrics.json      final test / validation / train metrics
+    DIR/plots/*.png       latent grid, label clusters, reconstructions, samples, curves
+    DIR/COMPLETE          written last and atomically: only a run with it is finished
+
+`tfp_vae.runs.train_run` creates, resumes and replaces runs under the directory's lock.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfp_vae.backend import keras
+from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
+from tfp_vae.data import load_splits
+from tfp_vae.io import CONFIG_FILE, load_checkpoint, load_model, read_metadata
+from tfp_vae.models import VAE, Autoencoder
+
+__all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError", "saved_run",
+           "load_test_split"]
+
+RUN_FORMAT = 2
+# TrainingConfig fields a resumed run may change: they do not alter what was trained so far.
+RESUMABLE_FIELDS = ("epochs", "data_dir", "test_size", "strategy", "iwae_samples", "plots",
+                    "tensorboard_dir", "early_stopping_patience", "select_best")
+BEST = "best"
+_LATEST = "latest"
+
+
+class RunError(RuntimeError):
+    """A training run could not start or finish; the message is one sentence."""
+
+
+class RunBusyError(RunError):
+    """Another process owns the run directory."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        # mkstemp creates the file 0600; a result file gets the user's usual permissions.
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _migrate_v1(settings: Mapping[str, Any]) -> tuple[ModelConfig, TrainingConfig]:
+    """Configs from a `run.json` written by tfp_vae 0.1's CLI (a flat dict of its flags)."""
+    model = ModelConfig(
+        kind=settings["model"], latent_dim=settings["latent_dim"],
+        network=settings["network"], posterior=settings["posterior"],
+        likelihood=settings["likelihood"], kl_attachment=settings["kl_attachment"],
+        kl_estimator=settings["kl_estimator"], num_samples=settings["kl_samples"],
+        beta=settings["beta"], dtype_policy=settings.get("dtype_policy", "float32"))
+    training = TrainingConfig(
+        data=settings["dataset"], binarization=settings["binarization"],
+        batch_size=settings["batch_size"], learning_rate=settings["learning_rate"],
+        seed=settings["seed"], train_size=settings["train_size"],
+        test_size=settings["test_size"], warmup_epochs=settings["warmup_epochs"])
+    return model, training
+
+
+def _csv_number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class RunDir:
+    """A training run's directory: its layout, configs, lock, checkpoints and results.
+
+    Creating a `RunDir` touches nothing on disk; `train_run` creates, resumes or replaces the
+    run under the directory's lock.
+
+    Args:
+      path: The run directory.
+
+    #### Examples
+
+    ```python
+    run = RunDir("runs/fashion-mnist-vae")
+    if run.is_complete:
+        print(run.metrics()["test_negative_elbo"], run.training_config.epochs)
+    model = run.load_model()
+    ```
+    """
+
+    RUN_FILE = "run.json"
+    COMPLETE_FILE = "COMPLETE"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / self.RUN_FILE
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def complete_file(self) -> Path:
+        return self.path / self.COMPLETE_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path.parent / f".{self.path.name}.lock"
+
+    @property
+    def exists(self) -> bool:
+        """Whether the directory holds a run (a `run.json`)."""
+        return self.run_file.is_file()
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the run finished: its `COMPLETE` marker, written last, exists."""
+        return self.complete_file.is_file()
+
+    # Configs -------------------------------------------------------------------------------
+
+    def read_configs(self) -> tuple[ModelConfig, TrainingConfig]:
+        """The run's `(ModelConfig, TrainingConfig)` from `run.json`.
+
+        Runs written by tfp_vae 0.1 (a flat dict of command-line settings) are read too.
+
+        Raises:
+          ValueError: If `run.json` is missing, not JSON, or not a valid run description.
+        """
+        try:
+            data = json.loads(self.run_file.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{self.path} holds no training run ({self.run_file} is "
+                             "missing).") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{self.run_file} is not valid JSON ({error}); the run "
+                             "description is corrupt.") from None
+        try:
+            if isinstance(data, dict) and "format" not in data and "dataset" in data:
+                return _migrate_v1(data)
+            if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+                raise ValueError(f"its format is not {RUN_FORMAT}")
+            return (ModelConfig.from_dict(data["model"]),
+                    TrainingConfig.from_dict(data["training"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{self.run_file} is not a tfp_vae run description ({error}); "
+                             "start a new run with --overwrite.") from None
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.read_configs()[0]
+
+    @property
+    def training_config(self) -> TrainingConfig:
+        return self.read_configs()[1]
+
+    def write_configs(self, model_config: ModelConfig, training_config: TrainingConfig) -> None:
+        """Writes `run.json` atomically."""
+        text = json.dumps({"format": RUN_FORMAT, "model": model_config.to_dict(),
+                           "training": training_config.to_dict()}, indent=2, sort_keys=True)
+        _write_text_atomically(self.run_file, text + "\n")
+
+    # Results -------------------------------------------------------------------------------
+
+    def write_history(self, history: Sequence[Mapping[str, float]]) -> Path:
+        """Writes `history.csv` atomically (columns: epoch, losses, validation losses, ...)."""
+        first = ["epoch", "loss", "reconstruction_loss", "kl_loss"]
+        first += ["validation_" + name for name in first[1:]]
+        found = list(dict.fromkeys(name for row in history for name in row))
+        names = [name for name in first if name in found] + [n for n in found if n not in first]
+        lines = [",".join(names)]
+        for row in history:
+            lines.append(",".join(_csv_number(row.get(name)) for name in names))
+        _write_text_atomically(self.history_file, "\n".join(lines) + "\n")
+        return self.history_file
+
+    def history(self) -> list[dict[str, float]]:
+        """The rows of `history.csv` (empty if there is none)."""
+        if not self.history_file.is_file():
+            return []
+        with open(self.history_file, newline="") as stream:
+            return [{name: float(value) for name, value in row.items() if value != ""}
+                    for row in csv.DictReader(stream)]
+
+    def write_metrics(self, metrics: Mapping[str, Any]) -> Path:
+        """Writes `metrics.json` atomically.
+
+        Raises:
+          ValueError: If a metric is not a finite JSON number.
+        """
+        text = json.dumps(dict(metrics), indent=2, allow_nan=False)
+        _write_text_atomically(self.metrics_file, text + "\n")
+        return self.metrics_file
+
+    def metrics(self) -> dict[str, Any]:
+        """The final metrics of a complete run.
+
+        Raises:
+          ValueError: If the run is not complete (its metrics could be stale or missing).
+        """
+        if not self.is_complete:
+            raise ValueError(f"{self.path} is not a finished run (no {self.COMPLETE_FILE} "
+                             "marker); resume it with --resume.")
+        return json.loads(self.metrics_file.read_text())
+
+    def load_model(self) -> VAE | Autoencoder:
+        """The final saved model of a complete run.
+
+        Raises:
+          ValueError: If the run is not complete, or its model directory is damaged.
+        """
+        if not self.is_complete:
+            raise ValueError(f"{self.path} is not a finished run (no {self.COMPLETE_FILE} "
+                             "marker), so it has no final model; resume it with --resume.")
+        return load_model(self.model_dir)
+
+    def mark_complete(self, summary: Mapping[str, Any]) -> None:
+        """Writes the `COMPLETE` marker, last and atomically."""
+        _write_text_atomically(self.complete_file, json.dumps(dict(summary), indent=2) + "\n")
+
+    # Lock, stale files, checkpoints ----------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the run's OS-level lock; a second holder gets `RunBusyError` at once.
+
+        Raises:
+          RunBusyError: If another process holds the lock.
+          ValueError: If the lock file cannot be created (e.g. a read-only folder).
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise ValueError(f"Cannot write the run directory {self.path}: "
+                             f"{error.strerror}; choose a writable --out.") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise RunBusyError(f"Another process (pid {owner}) is using the run directory "
+                                   f"{self.path}; wait for it to finish or choose another "
+                                   "--out.") from None
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(handle)
+
+    def _aside_paths(self) -> list[Path]:
+        return sorted(self.path.parent.glob(f".{self.path.name}.replaced-*"))
+
+    def recover(self) -> list[str]:
+        """Cleans up after killed processes; call with the lock held.
+
+        Removes stale temporary folders of interrupted writes, and settles an interrupted
+        overwrite: the old run set aside is restored if the new run has no checkpoint yet,
+        and deleted otherwise.
+
+        Returns:
+          One sentence per action taken.
+        """
+        messages = []
+        for aside in self._aside_paths():
+            if self._checkpoint_candidates():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                if self.path.exists():
+                    shutil.rmtree(self.path)
+                os.replace(aside, self.path)
+                messages.append(f"Restored the earlier run in {self.path}, which an interrupted "
+                                "--overwrite had set aside before the new run's first "
+                                "checkpoint.")
+        stale = []
+        for folder in (self.path, self.checkpoints_dir):
+            if folder.is_dir():
+                stale += [p for p in folder.iterdir()
+                          if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)]
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if stale:
+            messages.append(f"Removed {len(stale)} unfinished temporary file(s) left by an "
+                            "interrupted write.")
+        return messages
+
+    def _checkpoint_candidates(self) -> list[Path]:
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return sorted((p for p in self.checkpoints_dir.glob("epoch-*") if p.is_dir()),
+                      reverse=True)
+
+    def set_aside(self) -> Path:
+        """Moves the existing run out of the way (for an overwrite); returns where it went."""
+        aside = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.replaced-",
+                                      dir=self.path.parent))
+        aside.rmdir()
+        os.replace(self.path, aside)
+        return aside
+
+    def restore_checkpoint(self, optimizer_fn: Callable[[], keras.optimizers.Optimizer]
+                           ) -> tuple[VAE | Autoencoder, keras.optimizers.Optimizer,
+                                      dict[str, Any], list[str]]:
+        """Loads the newest intact checkpoint, falling back past damaged ones.
+
+        Args:
+          optimizer_fn: Makes a fresh optimizer of the run's kind (its state is restored).
+
+        Returns:
+          `(model, optimizer, state, messages)`; `messages` says which checkpoint was used
+          and why others were skipped.
+
+        Raises:
+          ValueError: If the run has no intact checkpoint.
+        """
+        messages, skipped = [], []
+        pointer = self.checkpoints_dir / _LATEST
+        named = pointer.read_text().strip() if pointer.is_file() else None
+        for candidate in self._checkpoint_candidates():
+            try:
+                model, optimizer, state = load_checkpoint(candidate, optimizer_fn)
+            except (ValueError, OSError) as error:
+                skipped.append(f"{candidate.name} ({str(error).splitlines()[0]})")
+                continue
+            if skipped or candidate.name != named:
+                reason = ("; skipped " + "; ".join(skipped)) if skipped else ""
+                pointer_note = (f"`latest` named {named}" if named else "`latest` was missing")
+                messages.append(f"Resumed from {candidate.name}, the newest intact checkpoint "
+                                f"({pointer_note}{reason}).")
+            return model, optimizer, state, messages
+        if skipped:
+            raise ValueError(f"No intact checkpoint in {self.checkpoints_dir}: "
+                             + "; ".join(skipped) + ". Start again with --overwrite.")
+        raise ValueError(f"Nothing to resume: {self.checkpoints_dir} has no completed epoch "
+                         "yet; start the run again with --overwrite.")
+
+    def resume_configs(self, model_config: ModelConfig | None = None,
+                       training_config: TrainingConfig | None = None,
+                       changes: Mapping[str, Any] | None = None
+                       ) -> tuple[ModelConfig, TrainingConfig, list[str]]:
+        """The configs a resumed run trains with: the saved ones plus the allowed changes.
+
+        Args:
+          model_config: A config to compare with the saved one (its differences are changes).
+            Default: `None`.
+          training_config: Likewise for training. Default: `None`.
+          changes: Field changes by name, e.g. `{"epochs": 10}`. Default: `None`.
+
+        Returns:
+          `(model_config, training_config, messages)`.
+
+        Raises:
+          ValueError: If a change touches a field outside `RESUMABLE_FIELDS` (one sentence naming
+            the command-line flags), or `epochs` under a decaying learning-rate schedule.
+        """
+        run = self
+        saved_model, saved_training = run.read_configs()
+        requested = dict(changes or {})
+        if training_config is not None:
+            requested.update({name: value for name, value in training_config.to_dict().items()
+                              if value != saved_training.to_dict()[name]})
+        if model_config is not None:
+            requested.update({name: value for name, value in model_config.to_dict().items()
+                              if value != saved_model.to_dict()[name]})
+        training_fields, model_fields = saved_training.to_dict(), saved_model.to_dict()
+        unknown = sorted(set(requested) - set(training_fields) - set(model_fields))
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {unknown} for a resumed run.")
+        candidate = saved_training.replace(**{k: v for k, v in requested.items()
+                                              if k in training_fields})
+        candidate_model = saved_model.replace(**{k: v for k, v in requested.items()
+                                                 if k in model_fields and k not in training_fields})
+        conflicts = sorted(
+            [name for name in training_fields
+             if name not in RESUMABLE_FIELDS and getattr(candidate, name) != training_fields[name]]
+            + [name for name in model_fields
+               if candidate_model.to_dict()[name] != model_fields[name]])
+        if conflicts:
+            flags = ", ".join(f"--{cli_name(name)}" for name in conflicts)
+            raise ValueError(f"{flags} cannot change when resuming {run.path}, which was trained "
+                             "with other values; drop them, or start a new run with --overwrite "
+                             "or another --out.")
+        if (candidate.epochs != saved_training.epochs
+                and saved_training.learning_rate_schedule != "constant"):
+            raise ValueError(f"--epochs cannot change when resuming {run.path}: its "
+                             f"{saved_training.learning_rate_schedule} learning-rate schedule "
+                             f"decays over exactly {saved_training.epochs} epochs.")
+        applied = sorted(name for name in training_fields
+                         if getattr(candidate, name) != training_fields[name])
+        messages = ([f"Applied the changed setting(s) {', '.join(applied)} to the resumed run."]
+                    if applied else [])
+        return saved_model, candidate, messages
+
+
+def saved_run(path: str | os.PathLike) -> tuple[Path, RunDir | None, TrainingConfig]:
+    """Where a saved model lives and how it was trained, from a run or model directory.
+
+    Args:
+      path: A run directory (complete), its `model/` folder, or a model directory written by
+        `tfp_vae.io.save_model` outside a run.
+
+    Returns:
+      `(model_dir, run_dir or None, training_config)`.
+
+    Raises:
+      FileNotFoundError: If `path` does not exist.
+      ValueError: If the run is unfinished or `path` holds no saved model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a directory written by "
+                                "`tfp-vae train`.")
+    for candidate in (path, path.parent):
+        run = RunDir(candidate)
+        if run.exists and (candidate == path or path == run.model_dir):
+            if not run.is_complete:
+                raise ValueError(f"{run.path} is an unfinished run (no {run.COMPLETE_FILE} "
+                                 "marker); finish it with `tfp-vae train --resume --out "
+                                 f"{run.path}`.")
+            return run.model_dir, run, run.training_config
+    if (path / CONFIG_FILE).is_file():
+        training = read_metadata(path).get("training", {})
+        fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+        return path, None, TrainingConfig(**{k: v for k, v in training.items() if k in fields})
+    raise ValueError(f"{path} holds no saved model (no {CONFIG_FILE} in it or in "
+                     f"{path / 'model'}); pass a directory written by `tfp-vae train`.")
+
+
+def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None = None,
+               test_size: int | None = None, offset: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A run's test images (binarized exactly as the run's final metrics saw them).
+
+    Args:
+      training: The run's `TrainingConfig`.
+      data_dir: Overrides `training.data_dir`. Default: `None`.
+      test_size: How many images from `offset`; `None` takes all. Default: `None`.
+      offset: Index of the first image. Default: `0`.
+
+    Returns:
+      `(images, labels, class_names)`.
+
+    Raises:
+      ValueError: If the range holds no image.
+    """
+    stop = None if test_size is None else offset + test_size
+    splits = load_splits(training.data, data_dir or training.data_dir, test_size=stop,
+                         binarization=training.binarization, seed=training.seed)
+    images, labels = splits.x_test[offset:stop], splits.y_test[offset:stop]
+    if len(images) == 0:
+        raise ValueError(f"No test images in the range starting at {offset}.")
+    return images, labels, splits.class_names
