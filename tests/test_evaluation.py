@@ -1,4 +1,11 @@
-"""Evaluation: ELBO split, IWAE bound (k = 1 equals the ELBO, rises with k), active units."""
+"""Evaluation checked against references computed independently of tfp_vae.
+
+Toy models on 4x4 binary images make the quantities exact: an encoder that is one `Dense` on the
+pixels (a Gaussian posterior linear in x) and a decoder that is one `Dense` on z (Bernoulli logits
+`z W + b`). Their log-densities, KL and log-mean-exp are recomputed here in NumPy (float64), and
+`log p(x)` of the 2-D latent model is integrated on a grid. A briefly trained conv VAE on real
+Fashion-MNIST checks the same identities at realistic scale.
+"""
 
 import math
 
@@ -6,6 +13,7 @@ import numpy as np
 import pytest
 
 from tfp_vae import ModelConfig, build_model, keras
+from tfp_vae.backend import tf
 from tfp_vae.evaluation import (
     active_units,
     evaluate_elbo,
@@ -13,6 +21,119 @@ from tfp_vae.evaluation import (
     iwae_log_likelihood,
     nats_to_bits_per_dim,
 )
+from tfp_vae.losses import log_likelihood_samples, negative_elbo
+from tfp_vae.models import VAE
+from tfp_vae.seeds import fold_in
+
+TOY_SHAPE = (4, 4, 1)
+PIXELS = 16
+POSTERIOR_MIN_SCALE = 1e-5  # documented in tfp_vae.heads.MultivariateNormalDiag
+
+
+# ---------------------------------------------------------------- NumPy references (float64)
+
+def softplus(a):
+    return np.logaddexp(0.0, a)
+
+
+def inverse_softplus(y):
+    return np.log(np.expm1(y))
+
+
+def log_bernoulli(x, logits):
+    """`log p(x | logits)` summed over pixels; `x` `[n, 16]`, logits broadcast against it."""
+    return np.sum(x * logits - softplus(logits), axis=-1)
+
+
+def log_normal(z, mean, std):
+    return np.sum(-0.5 * ((z - mean) / std) ** 2 - np.log(std) - 0.5 * math.log(2 * math.pi),
+                  axis=-1)
+
+
+def normal_kl(mean, std):
+    """`KL(N(mean, diag std²) || N(0, I))` in closed form, per row."""
+    return 0.5 * np.sum(std**2 + mean**2 - 1.0 - 2.0 * np.log(std), axis=-1)
+
+
+def log_mean_exp(values, axis=0):
+    top = values.max(axis=axis, keepdims=True)
+    return (np.log(np.mean(np.exp(values - top), axis=axis, keepdims=True)) + top).squeeze(axis)
+
+
+# ---------------------------------------------------------------- toy models
+
+class Toy:
+    """A VAE on 4x4 images with a linear-Gaussian encoder and a linear-logit decoder."""
+
+    def __init__(self, encoder_kernel, encoder_bias, decoder_kernel, decoder_bias):
+        self.params = [np.asarray(p, np.float64) for p in
+                       (encoder_kernel, encoder_bias, decoder_kernel, decoder_bias)]
+        latent_dim = len(decoder_kernel)
+        config = ModelConfig(input_shape=TOY_SHAPE, latent_dim=latent_dim, network="mlp")
+        self.model = VAE(config,
+                         encoder_body=[keras.layers.InputLayer(TOY_SHAPE),
+                                       keras.layers.Flatten()],
+                         decoder_body=[keras.layers.InputLayer((latent_dim,))])
+        self.model(tf.zeros((1, *TOY_SHAPE)))
+        self.model.encoder.get_layer("posterior_params").set_weights(
+            [np.float32(encoder_kernel), np.float32(encoder_bias)])
+        self.model.decoder.get_layer("likelihood_params").set_weights(
+            [np.float32(decoder_kernel), np.float32(decoder_bias)])
+
+    def posterior(self, x):
+        """Posterior mean and standard deviation, `[n, d]` each."""
+        kernel, bias = self.params[:2]
+        loc, raw = np.split(x.reshape(len(x), -1) @ kernel + bias, 2, axis=-1)
+        return loc, softplus(raw) + POSTERIOR_MIN_SCALE
+
+    def log_likelihood(self, x, z):
+        """`log p(x|z)` for `z` `[..., n, d]` and `x` `[n, 4, 4, 1]`."""
+        kernel, bias = self.params[2:]
+        return log_bernoulli(x.reshape(len(x), -1), z @ kernel + bias)
+
+    def log_weights(self, x, z):
+        mean, std = self.posterior(x)
+        return (self.log_likelihood(x, z) + log_normal(z, 0.0, 1.0)
+                - log_normal(z, mean, std))
+
+
+def toy_images(n, seed=0):
+    return (np.random.default_rng(seed).random((n, *TOY_SHAPE)) < 0.4).astype(np.float32)
+
+
+def linear_toy(seed=0, encoder_scale=0.5, decoder_scale=1.5):
+    rng = np.random.default_rng(seed)
+    return Toy(encoder_scale * rng.normal(size=(PIXELS, 4)),
+               np.concatenate([rng.normal(size=2), inverse_softplus([0.6, 0.8])]),
+               decoder_scale * rng.normal(size=(2, PIXELS)), rng.normal(size=PIXELS))
+
+
+def blind_decoder_toy(seed=0, encoder_scale=0.5):
+    """The decoder ignores z (zero kernel): `log p(x|z) = log p(x)` exactly."""
+    toy = linear_toy(seed, encoder_scale)
+    kernel, bias = toy.params[:2]
+    return Toy(kernel, bias, np.zeros((2, PIXELS)), toy.params[3])
+
+
+def exact_log_p(toy, x):
+    """`log p(x)` of a blind-decoder toy: the likelihood itself."""
+    return log_bernoulli(x.reshape(len(x), -1), toy.params[3])
+
+
+def seeded_latents(model, x, num_samples, batch_size, max_decoded, seed):
+    """The latent samples `iwae_log_likelihood` documents: chunks of `max_decoded // batch`
+    samples per batch, seeded by `fold_in(seed, batch index, chunk index)`."""
+    per_batch = []
+    for index, start in enumerate(range(0, len(x), batch_size)):
+        batch = x[start:start + batch_size]
+        posterior = model.encoder(batch)
+        chunk = max(1, min(num_samples, max_decoded // len(batch)))
+        sizes = [chunk] * (num_samples // chunk) + [num_samples % chunk] * bool(
+            num_samples % chunk)
+        per_batch.append(np.concatenate([
+            posterior.sample(size, seed=fold_in(seed, index, chunk_index)).numpy()
+            for chunk_index, size in enumerate(sizes)]))
+    return per_batch
 
 
 @pytest.fixture(scope="module")
@@ -20,50 +141,89 @@ def trained(binary_fashion):
     """A briefly trained course-network VAE (latent 2) and 256 binary test images."""
     x_train, x_test = binary_fashion
     keras.utils.set_random_seed(0)
-    model = build_model(ModelConfig(latent_dim=2, network="course"))
+    model = build_model(ModelConfig(latent_dim=2, network="tfp_course"))
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(x_train, epochs=2, batch_size=128, verbose=0)
     return model, x_test[:256]
 
 
-def test_elbo_splits_into_reconstruction_and_kl(trained):
+# ---------------------------------------------------------------- IWAE
+
+def test_iwae_is_the_log_mean_exp_of_the_seeded_log_weights():
+    toy, x = linear_toy(), toy_images(6)
+    # 6 images in batches of 4 and 2; 10 samples in chunks of 3, 3, 3, 1 and of 6, 4.
+    result = iwae_log_likelihood(toy.model, x, num_samples=10, batch_size=4, max_decoded=12,
+                                 seed=5, return_per_image=True)
+    latents = seeded_latents(toy.model, x, 10, 4, 12, seed=5)
+    expected = np.concatenate([log_mean_exp(toy.log_weights(x[i:i + 4], z.astype(np.float64)))
+                               for i, z in zip((0, 4), latents, strict=True)])
+    np.testing.assert_allclose(result["per_image"], expected, rtol=1e-5)
+    assert result["log_likelihood"] == pytest.approx(expected.mean(), rel=1e-5)
+    assert result["log_likelihood_standard_error"] == pytest.approx(
+        expected.std(ddof=1) / math.sqrt(6), rel=1e-4)
+    assert result["negative_log_likelihood_bits_per_dim"] == pytest.approx(
+        -expected.mean() / (PIXELS * math.log(2)), rel=1e-5)
+    assert result["num_samples"] == 10 and result["num_images"] == 6
+
+
+@pytest.mark.parametrize("num_samples", [1, 7, 100])
+def test_iwae_is_exact_when_the_posterior_is_the_prior_and_the_decoder_ignores_z(num_samples):
+    # q(z|x) = p(z) and p(x|z) = p(x): every importance weight equals p(x), so L_k = log p(x)
+    # exactly for every k (a missing or doubled `- log k` is off by log k).
+    toy = blind_decoder_toy()
+    kernel = np.zeros((PIXELS, 4))
+    bias = np.concatenate([[0.0, 0.0], inverse_softplus([1 - POSTERIOR_MIN_SCALE] * 2)])
+    toy = Toy(kernel, bias, *toy.params[2:])
+    x = toy_images(5)
+    result = iwae_log_likelihood(toy.model, x, num_samples=num_samples, batch_size=2,
+                                 max_decoded=9, return_per_image=True)
+    np.testing.assert_allclose(result["per_image"], exact_log_p(toy, x), rtol=1e-5)
+
+
+def test_iwae_converges_to_the_grid_integrated_log_likelihood_of_a_2d_latent_model():
+    rng = np.random.default_rng(3)
+    # A posterior broader than the prior (std 1.5) keeps p(z)/q(z), hence every weight, bounded.
+    toy = Toy(0.1 * rng.normal(size=(PIXELS, 4)),
+              np.concatenate([[0.3, -0.2], inverse_softplus([1.5, 1.5])]),
+              1.5 * rng.normal(size=(2, PIXELS)), rng.normal(size=PIXELS))
+    x = toy_images(4, seed=3)
+    # log p(x) = log ∫ p(x|z) p(z) dz on a 401 x 401 grid over [-8, 8]² (the Gaussian integrand
+    # is smooth, so the Riemann sum is exact to far below a millinat).
+    axis = np.linspace(-8.0, 8.0, 401)
+    grid = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 1, 2)
+    log_joint = toy.log_likelihood(x, grid) + log_normal(grid, 0.0, 1.0)       # [G, n]
+    log_p = log_mean_exp(log_joint) + math.log(len(grid) * (axis[1] - axis[0]) ** 2)
+
+    k = 3000
+    result = iwae_log_likelihood(toy.model, x, num_samples=k, return_per_image=True, seed=1)
+    # Tolerance from the estimator itself: with relative weight spread s = sd(w)/E[w], L_k has
+    # standard error s/√k and bias about -s²/(2k) (delta method).
+    mean, std = toy.posterior(x)
+    z = mean + std * np.random.default_rng(4).normal(size=(20000, *mean.shape))
+    weights = np.exp(toy.log_weights(x, z) - log_p)
+    spread = weights.std(axis=0) / weights.mean(axis=0)
+    np.testing.assert_allclose(result["per_image"], log_p,
+                               atol=4 * spread.max() / math.sqrt(k) + spread.max() ** 2 / k)
+    # The ELBO (L_1 in expectation) sits visibly below: the gap is KL(q(z|x) || p(z|x)).
+    elbo = -evaluate_elbo(toy.model, x, num_samples=2000)["negative_elbo"]
+    assert elbo < log_p.mean() - 0.1
+
+
+def test_iwae_with_one_sample_is_the_monte_carlo_elbo_of_the_same_sample(trained):
     model, x = trained
-    result = evaluate_elbo(model, x, batch_size=100)
-    assert result["num_images"] == len(x)
-    assert result["negative_elbo"] == pytest.approx(result["reconstruction"] + result["kl"],
-                                                    rel=1e-5)
-    assert 0 < result["kl"] < result["negative_elbo"]
-    assert result["negative_elbo_bits_per_dim"] == pytest.approx(
-        result["negative_elbo"] / (784 * math.log(2)))
-    assert nats_to_bits_per_dim(784 * math.log(2), (28, 28, 1)) == pytest.approx(1.0)
-    # A trained model is far better than the 784·log 2 = 543 nats of a coin flip per pixel.
-    assert result["negative_elbo"] < 543
-
-
-def test_elbo_matches_keras_evaluate(trained):
-    model, x = trained
-    keras_loss = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)["loss"]
-    result = evaluate_elbo(model, x)
-    assert abs(result["negative_elbo"] - keras_loss) < 3 * result["negative_elbo_standard_error"]
-
-
-def test_iwae_with_one_sample_equals_the_elbo_in_expectation(trained):
-    model, x = trained
-    elbo = evaluate_elbo(model, x, seed=1, num_samples=1)
-    iwae = iwae_log_likelihood(model, x, num_samples=1, seed=2, return_per_image=True)
-    # Per-image differences of two independent one-sample estimates: mean 0 in expectation.
-    difference = iwae["per_image"] + evaluate_elbo_per_image(model, x)
-    standard_error = difference.std(ddof=1) / math.sqrt(len(difference))
-    assert abs(difference.mean()) < 4 * standard_error
-    assert abs(iwae["log_likelihood"] + elbo["negative_elbo"]) < 4 * standard_error + 1e-3
-
-
-def evaluate_elbo_per_image(model, x):
-    from tfp_vae.losses import negative_elbo
-
-    terms = negative_elbo(x, model.encoder(x), model.decoder, model.prior, "analytic", 1,
-                          seed=3)
-    return terms.negative_elbo.numpy()
+    x = x[:128]
+    iwae = iwae_log_likelihood(model, x, num_samples=1, batch_size=128, seed=4,
+                               return_per_image=True)["per_image"]
+    # The same sample z (seed fold_in(4, batch 0, chunk 0)): log w = -(reconstruction + MC KL).
+    same = negative_elbo(x, model.encoder(x), model.decoder, model.prior, "mc", 1,
+                         seed=fold_in(4, 0, 0)).negative_elbo.numpy()
+    np.testing.assert_allclose(iwae, -same, rtol=1e-5)
+    # Against the analytic-KL ELBO of independent samples: equal in expectation; the tolerance
+    # is the standard error of the paired per-image difference.
+    analytic = negative_elbo(x, model.encoder(x), model.decoder, model.prior, "analytic", 1,
+                             seed=9).negative_elbo.numpy()
+    difference = iwae + analytic
+    assert abs(difference.mean()) < 4 * difference.std(ddof=1) / math.sqrt(len(x))
 
 
 def test_iwae_rises_with_k_and_is_reproducible(trained):
@@ -72,13 +232,12 @@ def test_iwae_rises_with_k_and_is_reproducible(trained):
                  for k in (1, 10, 100)}
     means = [estimates[k]["log_likelihood"] for k in (1, 10, 100)]
     assert means[0] < means[1] < means[2], means
-    # The gain is significant, image by image.
-    gain = estimates[100]["per_image"] - estimates[1]["per_image"]
-    assert gain.mean() > 5 * gain.std(ddof=1) / math.sqrt(len(gain))
+    # Paired per image, the gain is many standard errors of the per-image difference.
+    for low, high in ((1, 10), (10, 100)):
+        gain = estimates[high]["per_image"] - estimates[low]["per_image"]
+        assert gain.mean() > 5 * gain.std(ddof=1) / math.sqrt(len(gain))
     again = iwae_log_likelihood(model, x, num_samples=10, seed=0)
     assert again["log_likelihood"] == pytest.approx(means[1], abs=1e-4)
-    assert again["negative_log_likelihood_bits_per_dim"] == pytest.approx(
-        -means[1] / (784 * math.log(2)), rel=1e-6)
 
 
 def test_iwae_with_5000_samples_is_stable_in_bounded_chunks(trained):
@@ -95,41 +254,152 @@ def test_iwae_with_5000_samples_is_stable_in_bounded_chunks(trained):
     assert np.all(big["per_image"] < -50)
 
 
-def test_active_units_detects_collapse(trained):
+# ---------------------------------------------------------------- ELBO
+
+def test_elbo_parts_equal_independently_computed_reconstruction_and_kl():
+    toy, x = blind_decoder_toy(), toy_images(8)
+    toy.model.kl_weight.assign(0.3)  # a β-VAE: the evaluation still reports the true ELBO
+    mean, std = toy.posterior(x)
+    reconstruction, kl = -exact_log_p(toy, x), normal_kl(mean, std)
+    assert kl.mean() > 1.0  # a KL that matters: dropping, scaling or β-weighting it shows
+    for num_samples in (1, 3):
+        result = evaluate_elbo(toy.model, x, batch_size=3, num_samples=num_samples)
+        assert result["reconstruction"] == pytest.approx(reconstruction.mean(), rel=1e-5)
+        assert result["kl"] == pytest.approx(kl.mean(), rel=1e-5)
+        assert result["negative_elbo"] == pytest.approx((reconstruction + kl).mean(), rel=1e-5)
+        assert result["negative_elbo_standard_error"] == pytest.approx(
+            (reconstruction + kl).std(ddof=1) / math.sqrt(8), rel=1e-4)
+        assert result["negative_elbo_bits_per_dim"] == pytest.approx(
+            (reconstruction + kl).mean() / (PIXELS * math.log(2)), rel=1e-5)
+        assert result["num_images"] == 8
+    assert nats_to_bits_per_dim(784 * math.log(2), (28, 28, 1)) == pytest.approx(1.0)
+
+
+def test_elbo_kl_of_a_trained_model_is_the_closed_form(trained):
+    model, x = trained
+    posterior = model.encoder(x)
+    kl = normal_kl(posterior.mean().numpy().astype(np.float64),
+                   posterior.stddev().numpy().astype(np.float64))
+    result = evaluate_elbo(model, x, batch_size=100)
+    assert result["kl"] == pytest.approx(kl.mean(), rel=1e-5)
+    # A trained model is far better than the 784·log 2 = 543 nats of a coin flip per pixel.
+    assert result["kl"] < result["negative_elbo"] < 543
+
+
+def test_elbo_matches_keras_evaluate(trained):
+    model, x = trained
+    keras_result = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
+    posterior = model.encoder(x)
+    kl = normal_kl(posterior.mean().numpy().astype(np.float64),
+                   posterior.stddev().numpy().astype(np.float64)).mean()
+    np.testing.assert_allclose(keras_result["kl_loss"], kl, rtol=1e-5)
+    np.testing.assert_allclose(keras_result["loss"],
+                               keras_result["reconstruction_loss"] + keras_result["kl_loss"],
+                               rtol=1e-6)
+    # Keras draws one posterior sample per image; evaluate_elbo averages 32. Their difference
+    # is sampling noise with the standard error computed from the within-image spread of
+    # log p(x|z): between-image variation cancels in this paired comparison.
+    samples = log_likelihood_samples(x, model.decoder,
+                                     posterior.sample(32, seed=(7, 0))).numpy()
+    within = samples.var(axis=0, ddof=1).mean()
+    standard_error = math.sqrt(within * (1 + 1 / 32) / len(x))
+    assert 4 * standard_error < kl / 2, (standard_error, kl)  # so a dropped/doubled KL shows
+    result = evaluate_elbo(model, x, num_samples=32)
+    assert abs(result["negative_elbo"] - keras_result["loss"]) < 4 * standard_error
+    assert result["kl"] == pytest.approx(kl, rel=1e-5)
+
+
+# ---------------------------------------------------------------- active units
+
+def straddling_toy(variances):
+    """Posterior means `c_u · x_0` with pixel 0 half 0 and half 1: variance `c_u² / 4`."""
+    d = len(variances)
+    kernel = np.zeros((PIXELS, 2 * d))
+    kernel[0, :d] = 2 * np.sqrt(variances)
+    bias = np.concatenate([np.zeros(d), np.zeros(d)])
+    return Toy(kernel, bias, np.zeros((d, PIXELS)), np.zeros(PIXELS))
+
+
+def test_active_units_straddle_the_threshold():
+    variances = [0.0099, 0.0101, 0.05, 0.25, 0.0]
+    toy = straddling_toy(variances)
+    x = toy_images(1000, seed=1)
+    x[:, 0, 0, 0] = np.arange(1000) % 2
+    result = active_units(toy.model, x, batch_size=300)
+    np.testing.assert_allclose(result["posterior_mean_variance"], variances, rtol=1e-5,
+                               atol=1e-12)
+    # 0.0101, 0.05 and 0.25 are above Burda et al.'s 0.01; 0.0099 and 0 are not.
+    assert result["active_units"] == 3 and result["latent_dim"] == 5
+    # The comparison is strict: a variance of exactly 0.25 (codes 0 and 1) is not above 0.25.
+    assert active_units(toy.model, x, threshold=0.25)["active_units"] == 0
+    assert active_units(toy.model, x, threshold=0.2499)["active_units"] == 1
+
+
+def test_a_trained_model_uses_both_latent_dimensions(trained):
     model, x = trained
     result = active_units(model, x)
-    assert result["active_units"] == 2 and result["latent_dim"] == 2
-    assert min(result["posterior_mean_variance"]) > 0.01
-    collapsed = build_model(ModelConfig(latent_dim=3, network="mlp",
-                                        network_options={"hidden_units": [16]}))
-    head = collapsed.encoder.get_layer("posterior_params")
-    kernel, bias = head.get_weights()
-    kernel[:, :3] = 0.0  # the posterior mean no longer depends on x
-    kernel[0, 0] = 1e-3  # ... except a whisper in one dimension, far below the threshold
-    head.set_weights([kernel, bias])
-    result = active_units(collapsed, x)
-    assert result["active_units"] == 0
-    assert max(result["posterior_mean_variance"]) < 0.01
+    means = model.encoder(x).mean().numpy().astype(np.float64)
+    np.testing.assert_allclose(result["posterior_mean_variance"], means.var(axis=0), rtol=1e-5)
+    assert result["active_units"] == 2
 
 
-def test_evaluate_model_reports_everything(trained):
-    model, x = trained
-    result = evaluate_model(model, x[:64], iwae_samples=5)
-    for key in ("negative_elbo", "reconstruction", "kl", "negative_elbo_bits_per_dim",
-                "iwae_log_likelihood", "iwae_num_samples", "active_units"):
-        assert key in result
-    assert result["iwae_num_samples"] == 5
+# ---------------------------------------------------------------- evaluate_model
 
+def test_evaluate_model_values():
+    toy, x = blind_decoder_toy(), toy_images(40, seed=2)
+    mean, std = toy.posterior(x)
+    reconstruction, kl = -exact_log_p(toy, x), normal_kl(mean, std)
+    result = evaluate_model(toy.model, x, iwae_samples=5, batch_size=16, seed=3)
+    assert result["reconstruction"] == pytest.approx(reconstruction.mean(), rel=1e-5)
+    assert result["kl"] == pytest.approx(kl.mean(), rel=1e-5)
+    assert result["negative_elbo"] == pytest.approx((reconstruction + kl).mean(), rel=1e-5)
+    iwae = iwae_log_likelihood(toy.model, x, num_samples=5, seed=3)
+    for name in ("log_likelihood", "log_likelihood_standard_error",
+                 "negative_log_likelihood_bits_per_dim", "num_samples"):
+        assert result[f"iwae_{name}"] == iwae[name], name
+    assert result["iwae_log_likelihood"] != evaluate_model(toy.model, x, iwae_samples=5,
+                                                           seed=4)["iwae_log_likelihood"]
+    np.testing.assert_allclose(result["posterior_mean_variance"], mean.var(axis=0), rtol=1e-5)
+    assert result["active_units"] == int((mean.var(axis=0) > 0.01).sum()) == 2
+    assert result["latent_dim"] == 2 and result["num_images"] == 40
+
+
+def test_evaluate_model_of_an_autoencoder_reports_its_reconstruction_likelihood(binary_fashion):
+    keras.utils.set_random_seed(1)
+    autoencoder = build_model(ModelConfig(kind="autoencoder", latent_dim=3, network="mlp",
+                                          network_options={"hidden_units": [8]}))
+    x = binary_fashion[1][:50]
+    codes = autoencoder.encoder(x)
+    logits = keras.Sequential(autoencoder.decoder.layers[:-1])(codes).numpy()
+    nll = -log_bernoulli(x.reshape(50, -1).astype(np.float64), logits.astype(np.float64))
+    result = evaluate_model(autoencoder, x, batch_size=20)
+    assert result["reconstruction"] == pytest.approx(nll.mean(), rel=1e-5)
+    assert result["reconstruction_standard_error"] == pytest.approx(
+        nll.std(ddof=1) / math.sqrt(50), rel=1e-4)
+    assert result["reconstruction_bits_per_dim"] == pytest.approx(
+        nll.mean() / (784 * math.log(2)), rel=1e-5)
+    np.testing.assert_allclose(result["posterior_mean_variance"],
+                               codes.numpy().astype(np.float64).var(axis=0), rtol=1e-5)
+    assert "negative_elbo" not in result and result["num_images"] == 50
+
+
+# ---------------------------------------------------------------- errors
 
 def test_bad_arguments_raise(trained):
     model, x = trained
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ValueError, match="num_samples must be a positive integer, got 0"):
         iwae_log_likelihood(model, x, num_samples=0)
+    with pytest.raises(ValueError, match="max_decoded must be a positive integer"):
+        iwae_log_likelihood(model, x, max_decoded=0)
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_elbo(model, x, batch_size=0)
     with pytest.raises(ValueError, match="non-empty"):
         evaluate_elbo(model, x[:0])
+    with pytest.raises(ValueError, match="at least 2 images"):
+        active_units(model, x[:1])
     autoencoder = build_model(ModelConfig(kind="autoencoder", network="mlp",
                                           network_options={"hidden_units": [8]}))
-    with pytest.raises(TypeError, match="VAE"):
+    with pytest.raises(TypeError, match="iwae_log_likelihood needs a tfp_vae VAE"):
         iwae_log_likelihood(autoencoder, x)
+    with pytest.raises(TypeError, match="evaluate_elbo needs a tfp_vae VAE"):
+        evaluate_elbo(autoencoder, x)
