@@ -10,14 +10,12 @@
 #    unconstrained numbers into a valid covariance;
 # 3. why $\mathrm{KL}(q\,\|\,p) \neq \mathrm{KL}(p\,\|\,q)$;
 # 4. what happens when a diagonal $q$ is fitted to a correlated $p$ by minimising $\mathrm{KL}(q\,\|\,p)$ —
-#    the situation of every VAE with a diagonal posterior.
+#    the situation of every VAE with a diagonal posterior;
+# 5. what the same fit does when $p$ has two modes.
 #
-# No data is needed; everything runs in seconds. Set `TFP_VAE_QUICK=1` to run fewer optimisation steps
-# (the test suite does).
+# No data is needed; everything runs in seconds. The `assert` lines state what each step should show; they fail loudly if it does not.
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
@@ -26,8 +24,7 @@ import tensorflow_probability as tfp
 import tfp_vae
 
 tfd, tfb = tfp.distributions, tfp.bijectors
-QUICK = os.environ.get("TFP_VAE_QUICK") == "1"
-FIT_STEPS = 100 if QUICK else 400
+FIT_STEPS = 500
 np.set_printoptions(precision=4, suppress=True)
 
 
@@ -56,6 +53,7 @@ for mu_q, s_q, mu_p, s_p in pairs:
     by_tfp = tfd.kl_divergence(tfd.Normal(mu_q, s_q), tfd.Normal(mu_p, s_p))
     print(f"{f'N({mu_q}, {s_q})':>18} {f'N({mu_p}, {s_p})':>18} "
           f"{kl_normal(mu_q, s_q, mu_p, s_p):9.4f} {float(by_tfp):9.4f}")
+    assert np.isclose(kl_normal(mu_q, s_q, mu_p, s_p), float(by_tfp), rtol=1e-5, atol=1e-6)
 
 
 # %% [markdown]
@@ -128,6 +126,7 @@ print("FillScaleTriL equals the two steps:", np.allclose(scale_tril, softplus_di
 covariance = (scale_tril @ tf.transpose(scale_tril)).numpy()
 print("covariance L L^T:\n", covariance)
 print("eigenvalues:", np.linalg.eigvalsh(covariance))
+assert np.allclose(scale_tril, softplus_diag) and np.all(np.linalg.eigvalsh(covariance) > 0)
 
 # %% [markdown]
 # Being a bijector, it also runs backwards: any valid $L$ has exactly one vector of raw numbers.
@@ -136,6 +135,7 @@ print("eigenvalues:", np.linalg.eigvalsh(covariance))
 
 # %%
 print("inverse(L) recovers the raw numbers:", fill_scale_tril.inverse(scale_tril).numpy())
+assert np.allclose(fill_scale_tril.inverse(scale_tril), raw, atol=1e-5)
 
 # %% [markdown]
 # ## A full-covariance Gaussian against a diagonal one
@@ -157,6 +157,10 @@ print("KL(q_diag || p): formula", kl_mvn(np.zeros(2), cov_q, np.zeros(2), cov_p)
       " tfd", float(tfd.kl_divergence(q_diag, p)))
 print("KL(p || q_diag): formula", kl_mvn(np.zeros(2), cov_p, np.zeros(2), cov_q),
       " tfd", float(tfd.kl_divergence(p, q_diag)))
+assert np.isclose(kl_mvn(np.zeros(2), cov_q, np.zeros(2), cov_p), tfd.kl_divergence(q_diag, p),
+                  rtol=1e-4)
+assert np.isclose(kl_mvn(np.zeros(2), cov_p, np.zeros(2), cov_q), tfd.kl_divergence(p, q_diag),
+                  rtol=1e-4)
 
 # %% [markdown]
 # ## KL is not symmetric
@@ -190,8 +194,8 @@ for ax, (values, title) in zip(axes, panels):
     ax.plot(*ellipse(cov_q), color="orange", lw=1.5, ls="--", label="q_diag, 2 sd")
     ax.set_title(title, fontsize=10)
     ax.set_aspect("equal")
-    ax.set_xlabel("$z_1$")
-axes[0].set_ylabel("$z_2$")
+    ax.set_xlabel("$z_0$")
+axes[0].set_ylabel("$z_1$")
 axes[0].legend(loc="lower right", fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -199,10 +203,11 @@ plt.show()
 
 # %% [markdown]
 # The middle panel's mass sits in the corners where $q_{\text{diag}}$ has mass and $p$ has almost none:
-# $\mathrm{KL}(q\|p)$ is **mode-seeking** — it is large whenever $q$ ventures where $p$ is small. The right
-# panel is comparatively flat: $\mathrm{KL}(p\|q)$ is **mass-covering** — it only minds places where
-# $p$ has mass and $q$ has little. A VAE minimises $\mathrm{KL}(q(z\mid x)\,\|\,\cdot)$, the mode-seeking
-# direction, so the next experiment is the one that matters for VAEs.
+# $\mathrm{KL}(q\|p)$ is **zero-forcing** — it is large whenever $q$ puts mass where $p$ is small, so a
+# $q$ that minimises it is pushed to zero wherever $p$ nearly is. The right panel is comparatively
+# flat: $\mathrm{KL}(p\|q)$ is **mass-covering** — it only minds places where $p$ has mass and $q$ has
+# little. A VAE minimises $\mathrm{KL}(q(z\mid x)\,\|\,\cdot)$, the zero-forcing direction, so the next
+# experiment is the one that matters for VAEs.
 #
 # ## Fitting a diagonal $q$ to a correlated $p$
 #
@@ -255,11 +260,18 @@ print("fitted means:", q_reverse.mean().numpy(), q_forward.mean().numpy())
 print(f"final KL(q||p) = {losses_reverse[-1]:.4f}, final KL(p||q) = {losses_forward[-1]:.4f}, "
       f"-1/2 log(1 - rho^2) = {-0.5 * np.log(1 - corr**2):.4f}")
 
+assert np.allclose(q_reverse.variance(), 1 / np.diag(np.linalg.inv(cov_p)), rtol=0.01)
+assert np.allclose(q_forward.variance(), np.diag(cov_p), rtol=0.01)
+
 # %% [markdown]
 # The question the last plot answers: **what does a diagonal posterior trained by $\mathrm{KL}(q\|p)$
-# get wrong?** Left: the optimisation converges. Right: the fitted $q$ (mode-seeking) is a narrow
-# ellipse inside $p$; it underestimates $p$'s variance in every direction, and the stronger the
-# correlation, the worse. The $\mathrm{KL}(p\|q)$ fit covers $p$'s marginal spread instead, at the price
+# get wrong?** Left: both optimisations converge to the same cost. Right: the $\mathrm{KL}(q\|p)$ fit
+# matches $p$'s *precision* along each coordinate, $\sigma_{q,i}^2 = 1/\Lambda_{ii}$ with
+# $\Lambda = \Sigma_p^{-1}$, not its marginal variance. So it is narrower than $p$ along each coordinate
+# axis and, above all, along $p$'s long, correlated axis: it gives up $p$'s diagonal tails, where a
+# wider axis-aligned $q$ would put mass in the corners that $p$ forbids. But it is *not* an ellipse
+# inside $p$: across the correlation, along $p$'s short axis, it is wider than $p$, and its contour
+# crosses outside $p$'s. The $\mathrm{KL}(p\|q)$ fit covers $p$'s marginal spread instead, at the price
 # of mass where $p$ has none.
 
 # %%
@@ -284,20 +296,114 @@ ax_fit.plot(*ellipse(q_forward.covariance().numpy()), color="C1", lw=2, ls="--",
 ax_fit.set_aspect("equal")
 ax_fit.set_xlim(-5, 5)
 ax_fit.set_ylim(-5, 5)
-ax_fit.set_xlabel("$z_1$")
-ax_fit.set_ylabel("$z_2$")
+ax_fit.set_xlabel("$z_0$")
+ax_fit.set_ylabel("$z_1$")
 ax_fit.set_title("2-sd contours")
 ax_fit.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The same in numbers: the variance of $p$ and of the $\mathrm{KL}(q\|p)$ fit along $p$'s two principal
+# axes (the eigenvectors of $\Sigma_p$). If $q$ were inside $p$, $\Sigma_p - \Sigma_q$ would have no
+# negative eigenvalue.
+
+# %%
+p_variances, p_axes = np.linalg.eigh(cov_p)  # ascending: the short axis first
+cov_fit = q_reverse.covariance().numpy()
+for name, axis, p_variance in zip(["short", "long"], p_axes.T, p_variances):
+    print(f"along p's {name} axis: variance of p {p_variance:.3f}, "
+          f"of q fitted by min KL(q||p) {axis @ cov_fit @ axis:.3f}")
+print("eigenvalues of Sigma_p - Sigma_q:", np.linalg.eigvalsh(cov_p - cov_fit))
+assert p_axes[:, 0] @ cov_fit @ p_axes[:, 0] > p_variances[0]  # wider than p across
+assert p_axes[:, 1] @ cov_fit @ p_axes[:, 1] < p_variances[1]  # narrower along
+assert np.all(np.diag(cov_fit) < np.diag(cov_p))  # narrower on each coordinate axis
+
+# %% [markdown]
+# ## When $p$ has two modes: mode-seeking
+#
+# With a unimodal $p$, zero-forcing shows as lost variance along the correlation. With two
+# well-separated modes it shows as **mode-seeking**: a single Gaussian $q$ cannot cover both without
+# putting mass in the empty valley between them, so minimising $\mathrm{KL}(q\|p)$ settles on one mode.
+# Take $p = \tfrac12\mathcal N(-2, 0.6^2) + \tfrac12\mathcal N(2, 0.6^2)$ (a `tfd.MixtureSameFamily`).
+# There is no closed-form KL between a Gaussian and a mixture, so we minimise a Monte Carlo estimate,
+# $\frac1S\sum_s[\log q(z_s) - \log p(z_s)]$ with $z_s = \mu + \sigma\epsilon_s$: the same
+# reparameterised samples a VAE uses (tutorial 2), so the gradient flows into $\mu$ and $\sigma$.
+# We start from two places.
+
+# %%
+mixture = tfd.MixtureSameFamily(tfd.Categorical(probs=[0.5, 0.5]),
+                                tfd.Normal(loc=[-2.0, 2.0], scale=[0.6, 0.6]))
+
+
+def fit_gaussian_to_mixture(start_loc, steps=FIT_STEPS):
+    loc = tf.Variable(start_loc)
+    scale = tfp.util.TransformedVariable(1.0, bijector=tfb.Softplus())
+    q = tfd.Normal(loc, scale)
+    optimizer = tf.optimizers.Adam(0.05)
+
+    @tf.function
+    def step(seed):
+        with tf.GradientTape() as tape:
+            z = q.sample(256, seed=seed)  # reparameterised: z = loc + scale * epsilon
+            loss = tf.reduce_mean(q.log_prob(z) - mixture.log_prob(z))
+        gradients = tape.gradient(loss, q.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, q.trainable_variables))
+
+    for index in range(steps):
+        step(tf.constant([index, 0]))
+    return q
+
+
+def kl_to_mixture(q, num_samples=100_000):
+    # KL(q || mixture) by Monte Carlo, with its standard error.
+    z = q.sample(num_samples, seed=(1, 2))
+    log_ratio = q.log_prob(z) - mixture.log_prob(z)
+    return float(tf.reduce_mean(log_ratio)), float(tf.math.reduce_std(log_ratio)) / num_samples**0.5
+
+
+moment_matched = tfd.Normal(0.0, float(np.sqrt(mixture.variance())))  # the min KL(p || q) fit
+fits = {"start at 1.0": fit_gaussian_to_mixture(1.0),
+        "start at 0.5": fit_gaussian_to_mixture(0.5),
+        "min KL(p||q): moment matching": moment_matched}
+for name, q in fits.items():
+    kl, error = kl_to_mixture(q)
+    print(f"{name:>30}: q = N({float(q.mean()):+.3f}, {float(q.stddev()):.3f}^2), "
+          f"KL(q || p) = {kl:.4f} ± {error:.4f}")
+print(f"log 2 = {np.log(2):.4f}")
+kl_mode, _ = kl_to_mixture(fits["start at 1.0"])
+assert abs(float(fits["start at 1.0"].mean()) - 2.0) < 0.05
+assert abs(float(fits["start at 1.0"].stddev()) - 0.6) < 0.05
+assert abs(kl_mode - np.log(2)) < 0.01 and kl_mode < kl_to_mixture(moment_matched)[0]
+
+# %% [markdown]
+# Started at 1.0, $q$ locks onto the right-hand mode and matches it; its KL is almost exactly
+# $\log 2$, the price of ignoring the other half of $p$'s mass. The moment-matched Gaussian, the
+# $\mathrm{KL}(p\|q)$ optimum, straddles the valley and pays more. Started at 0.5, the fit stops at a
+# broad compromise between the modes: a *local* optimum, worse than the single mode. Which mode (or
+# compromise) $\mathrm{KL}(q\|p)$ finds depends on where the optimisation starts.
+
+# %%
+z_line = np.linspace(-5, 5, 400, dtype=np.float32)
+fig, ax = plt.subplots(figsize=(8, 3.6))
+ax.fill_between(z_line, mixture.prob(z_line), color="gray", alpha=0.3, label="p (two modes)")
+for (name, q), style in zip(fits.items(), ["-", ":", "--"]):
+    ax.plot(z_line, q.prob(z_line), ls=style, lw=2, label=name)
+ax.set_xlabel("z")
+ax.set_ylabel("density")
+ax.legend(fontsize=9)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## What this means for a VAE
 #
-# * A VAE's encoder outputs $q(z\mid x)$ and the loss contains $\mathrm{KL}(q\,\|\,\cdot)$, so a *diagonal*
-#   posterior ends up over-confident wherever the true posterior is correlated — it shrinks to fit inside.
-#   A `MultivariateNormalTriL` posterior (tutorial 3) can represent the correlation, at the cost of
-#   $d(d+1)/2$ scale parameters per example instead of $d$.
+# * A VAE's encoder outputs $q(z\mid x)$ and its training minimises $\mathrm{KL}(q\,\|\,p(z\mid x))$
+#   (tutorial 6: the gap between the ELBO and $\log p(x)$), the zero-forcing direction. A *diagonal*
+#   posterior then matches the true posterior's conditional variances: it under-estimates the
+#   spread along directions in which the true posterior is correlated, and it picks one mode of a
+#   multimodal one. A `MultivariateNormalTriL` posterior (tutorials 3 and 6) can represent the
+#   correlation, at the cost of $d(d+1)/2$ scale parameters per example instead of $d$.
 # * The positivity trick is the same in both places: the optimiser (or the encoder network) produces
 #   unconstrained numbers and a bijector (`Softplus`, `FillScaleTriL`) turns them into valid scales.
 # * Against the $\mathcal N(0, I)$ prior the KL has a closed form for both Diag and TriL posteriors;
@@ -308,8 +414,14 @@ plt.show()
 prior = tfp_vae.isotropic_gaussian_prior(2)
 print("KL(p || N(0, I)) analytic:", float(tfp_vae.analytic_kl(p, prior)),
       " formula:", kl_mvn(np.zeros(2), cov_p, np.zeros(2), np.eye(2)))
-print("Monte Carlo, 10,000 samples:",
-      float(tfp_vae.monte_carlo_kl(p, prior, num_samples=10_000, seed=0)))
+z = p.sample(10_000, seed=(0, 0))
+log_ratio = p.log_prob(z) - prior.log_prob(z)  # what tfp_vae.monte_carlo_kl averages
+print(f"Monte Carlo, 10,000 samples: {float(tfp_vae.monte_carlo_kl(p, prior, 10_000, seed=0)):.4f}"
+      f" ± {float(tf.math.reduce_std(log_ratio)) / 100:.4f}")
+assert np.isclose(float(tfp_vae.analytic_kl(p, prior)),
+                  kl_mvn(np.zeros(2), cov_p, np.zeros(2), np.eye(2)), rtol=1e-5)
+assert abs(float(tfp_vae.monte_carlo_kl(p, prior, 10_000, seed=0))
+           - float(tfp_vae.analytic_kl(p, prior))) < 4.5 * float(tf.math.reduce_std(log_ratio)) / 100
 
 # %% [markdown]
 # Next: [tutorial 2](02_from_autoencoder_to_vae.ipynb) puts this KL into a model.

@@ -15,8 +15,9 @@ Usage (from the repository root):
     python notebooks/build.py --check              # exit 1 if an .ipynb differs from its source
 
 The notebooks read the offline datasets from `$TFP_VAE_DATA_DIR` (`--data-dir` sets it).
-`TF_CPP_MIN_LOG_LEVEL=1` hides TensorFlow's C++ start-up INFO lines (CPU features, oneDNN);
-its warnings and errors still show.
+The kernel does not copy what C++ code writes to the process's stderr into the cells
+(`--IPKernelApp.capture_fd_output=False`): TensorFlow's start-up lines about CPU features and
+CUDA go to the terminal, and everything Python prints or warns still shows in the notebook.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ def execute(notebook: nbformat.NotebookNode, quick: bool) -> nbformat.NotebookNo
       nbclient.exceptions.CellExecutionError: If a cell raises (a failed assertion included).
     """
     env = {**os.environ, "TFP_VAE_QUICK": "1" if quick else "0"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if env.get("TFP_VAE_DATA_DIR"):
         # The kernel runs in notebooks/, so a path relative to the caller must become absolute.
         env["TFP_VAE_DATA_DIR"] = str(Path(env["TFP_VAE_DATA_DIR"]).resolve())
@@ -90,6 +90,7 @@ def execute(notebook: nbformat.NotebookNode, quick: bool) -> nbformat.NotebookNo
         client = nbclient.NotebookClient(
             notebook, km=_kernel_manager(Path(kernels)), timeout=CELL_TIMEOUT_S,
             allow_errors=False, record_timing=False,
+            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
         client.execute(env=env)
     notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"},
