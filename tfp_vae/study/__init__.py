@@ -1,0 +1,59 @@
+"""The KL-estimator study: what analytic versus Monte Carlo KL costs and buys, with numbers.
+
+`run_study` measures every estimator of `tfp_vae.kl.KL_ESTIMATORS` at two levels and writes a
+report folder (`report.md`, one CSV per measurement, PNG plots):
+
+1. **Estimator level** (no training): Gaussian posteriors against `N(0, I)` over latent sizes,
+   distances from the prior, posterior types and sample counts — bias, spread, gradient SNR and
+   cost, next to the closed forms.
+2. **End to end**: the same VAE trained with every KL choice (estimator, sample count, and
+   attachment: loss function, add-loss layer, activity regularizer) from the same initial
+   weights and the same batches.
+
+| module | owns |
+|---|---|
+| `theory` | closed forms: true KL, its gradient, each estimator's variance |
+| `estimators` | part 1, the estimator measurements |
+| `training` | part 2, end-to-end training through `tfp_vae.runs.train_run` |
+| `rows` | the typed rows (`EstimatorRow`, `TrainingRow`, `CurveRow`) and their CSV files |
+| `report` | findings and markdown tables of `report.md` |
+| `plots` | the PNG figures |
+| `runner` | `run_study`, its settings, and the one argument parser |
+
+#### Examples
+
+```python
+from tfp_vae.study import run_study
+result = run_study("kl_study", quick=True, seed=0)
+print(result.report_path.read_text()[:500])
+```
+
+From the shell: `tfp-vae compare-kl --quick --out kl_study` (or `python -m tfp_vae.study`).
+"""
+
+from tfp_vae.study.rows import CurveRow, EstimatorRow, TrainingRow, read_rows, write_rows
+from tfp_vae.study.runner import (
+    KLStudyResult,
+    StudySettings,
+    configure_parser,
+    main,
+    run_from_args,
+    run_study,
+)
+from tfp_vae.study.theory import GaussianKLTheory, gaussian_estimator_variances
+
+__all__ = [
+    "CurveRow",
+    "EstimatorRow",
+    "GaussianKLTheory",
+    "KLStudyResult",
+    "StudySettings",
+    "TrainingRow",
+    "configure_parser",
+    "gaussian_estimator_variances",
+    "main",
+    "read_rows",
+    "run_from_args",
+    "run_study",
+    "write_rows",
+]
