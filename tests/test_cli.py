@@ -217,3 +217,14 @@ def test_train_under_mirrored_strategy_with_mixed_bfloat16(tmp_path, capsys):
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["dtype_policy"] == "mixed_bfloat16"
     assert json.loads((out / "run.json").read_text())["training"]["strategy"] == "mirrored"
+
+
+def test_help_prints_no_tensorflow_log_line():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-m", "tfp_vae", "train", "--help"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and "--tensorboard DIR" in quiet.stdout
+    assert quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-m", "tfp_vae", "--verbose", "--help"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0 and loud.stderr.strip()  # --verbose brings the logs back

@@ -42,7 +42,9 @@ def test_run_directory_layout_configs_and_complete_marker(tmp_path):
         "label_clusters.png", "latent_grid.png", "reconstructions.png", "samples.png",
         "training_curves.png"]
     again = run.load_model()
-    np.testing.assert_array_equal(again.get_weights()[0], result.model.get_weights()[0])
+    for loaded, trained in zip(again.trainable_weights, result.model.trainable_weights,
+                               strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), trained.numpy())
     assert run.lock_file.parent == tmp_path and not any(
         p.name.startswith(".run.replaced") for p in tmp_path.iterdir())
 

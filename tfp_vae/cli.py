@@ -194,6 +194,8 @@ def _train_flags() -> dict[str, tuple[str, str, dict[str, Any]]]:
             **positive, "help": "stop after N epochs without a better validation loss"}),
         "tensorboard": ("training", "tensorboard_dir", {"metavar": "DIR", "help": "write "
                         "TensorBoard logs to DIR (view: tensorboard --logdir DIR)"}),
+        "tensorboard-image-every": ("training", "tensorboard_image_every", {
+            **positive, "metavar": "N", "help": "TensorBoard image summaries every N epochs"}),
         "iwae-samples": ("training", "iwae_samples", {**non_negative, "help": "importance "
                          "samples for the final test IWAE log-likelihood (0 skips it)"}),
     }
@@ -235,6 +237,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tfp-vae", description="Variational autoencoders with TFP layers.",
                      epilog="Run `tfp-vae COMMAND --help` for each command's options and "
                             "examples.")
+    parser.add_argument("--verbose", action="store_true", dest="tensorflow_logs",
+                        help="show TensorFlow's own start-up and C++ log lines (hidden by "
+                             "default); give it before COMMAND")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _add_train_command(commands)
@@ -446,6 +451,29 @@ def exit_status(error: BaseException) -> int:
     return 1
 
 
+def _import_tensorflow_quietly() -> None:
+    """Loads TensorFlow without its C++ start-up lines (oneDNN, CUDA probing, absl).
+
+    `TF_CPP_MIN_LOG_LEVEL` alone does not silence them in TF 2.16+ (they are written before
+    absl's logging is initialised), so standard error is pointed at /dev/null while TensorFlow
+    loads and probes its devices. A user who set `TF_CPP_MIN_LOG_LEVEL` gets TensorFlow as is.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `tfp-vae`; returns the exit status.
 
@@ -464,8 +492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     main(["evaluate", "runs/quick", "--samples", "100"])
     ```
     """
-    # TensorFlow's C++ start-up lines are noise for a command-line user; set before TF loads.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--verbose"]:
+        argv = argv[1:]
+    else:
+        _import_tensorflow_quietly()
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

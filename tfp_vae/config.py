@@ -265,7 +265,10 @@ class TrainingConfig(_JsonConfig):
         `None` never stops early. Needs `validation_size > 0`. Default: `None`.
       select_best: With a validation split, finish with the weights of the epoch with the best
         validation loss (model selection) rather than the last epoch's. Default: `True`.
-      tensorboard_dir: Write TensorBoard logs here; `None` writes none. Default: `None`.
+      tensorboard_dir: Write TensorBoard logs here (loss terms, KL weight, active units, image
+        summaries; view with `tensorboard --logdir DIR`); `None` writes none. Default: `None`.
+      tensorboard_image_every: Write TensorBoard image summaries (reconstructions, prior
+        samples) every this many epochs, and at the last. Default: `1`.
       iwae_samples: Importance samples for the final test IWAE log-likelihood; `0` skips it.
         Default: `0`.
       plots: Write the run's PNG plots at the end. Default: `True`.
@@ -300,6 +303,7 @@ class TrainingConfig(_JsonConfig):
     early_stopping_patience: int | None = None
     select_best: bool = True
     tensorboard_dir: str | None = None
+    tensorboard_image_every: int = 1
     iwae_samples: int = 0
     plots: bool = True
 
@@ -317,7 +321,7 @@ class TrainingConfig(_JsonConfig):
                               ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
                               ("strategy", STRATEGIES)):
             self._check_choice(name, allowed)
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "tensorboard_image_every"):
             self._check_int(name)
         for name in ("validation_size", "warmup_epochs", "iwae_samples"):
             self._check_int(name, minimum=0)

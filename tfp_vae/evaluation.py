@@ -18,7 +18,8 @@ For an image `x` with `D` pixels, posterior `q(z|x)`, likelihood `p(x|z)` and pr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Hashable, Iterator
 
 import numpy as np
 
@@ -38,6 +39,17 @@ __all__ = [
 ]
 
 ACTIVE_UNIT_THRESHOLD = 0.01
+# Compiled evaluation functions per model, built once: a `tf.function` made per call would be
+# retraced on every call (and TensorFlow warns after five).
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(model: VAE | Autoencoder, key: Hashable, python_function: Callable
+              ) -> Callable:
+    functions = _COMPILED.setdefault(model, {})
+    if key not in functions:
+        functions[key] = tf.function(python_function, reduce_retracing=True)
+    return functions[key]
 
 
 def nats_to_bits_per_dim(nats: float, input_shape: tuple[int, ...]) -> float:
@@ -104,10 +116,11 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
     if not isinstance(model, VAE):
         raise TypeError(f"evaluate_elbo needs a tfp_vae VAE, got {type(model).__name__}.")
 
-    @tf.function
-    def terms(x, seed):
+    def elbo_terms(x, seed):
         return negative_elbo(x, model.encoder(x), model.decoder, model.prior, kl_estimator,
                              num_samples, beta=1.0, seed=seed)
+
+    terms = _compiled(model, ("elbo", kl_estimator, num_samples), elbo_terms)
 
     parts: dict[str, list[np.ndarray]] = {"negative_elbo": [], "reconstruction": [], "kl": []}
     for index, x in enumerate(_batches(images, batch_size)):
@@ -168,12 +181,13 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-    @tf.function
-    def log_weights(x, chunk, seed):
+    def iwae_log_weights(x, chunk, seed):
         posterior = model.encoder(x)
         z = posterior.sample(chunk, seed=seed)                          # [chunk, batch, d]
         return (log_likelihood_samples(x, model.decoder, z) + model.prior.log_prob(z)
                 - posterior.log_prob(z))                                # [chunk, batch]
+
+    log_weights = _compiled(model, "iwae", iwae_log_weights)
 
     per_image = []
     for index, x in enumerate(_batches(images, batch_size)):
@@ -215,12 +229,10 @@ def posterior_means(model: VAE | Autoencoder, images: np.ndarray, batch_size: in
     Returns:
       A `[n, latent_dim]` NumPy array.
     """
-    if isinstance(model, VAE):
-        def encode(x):
-            return model.encoder(x).mean()
-    else:
-        encode = model.encoder
-    encode = tf.function(encode)
+    def posterior_mean(x):
+        return model.encoder(x).mean() if isinstance(model, VAE) else model.encoder(x)
+
+    encode = _compiled(model, "posterior_means", posterior_mean)
     return np.concatenate([encode(x).numpy() for x in _batches(images, batch_size)])
 
 
@@ -290,9 +302,10 @@ def evaluate_model(model: VAE | Autoencoder, images: np.ndarray, iwae_samples: i
             result.update({f"iwae_{name}": value for name, value in iwae.items()
                            if name != "num_images"})
     else:
-        def nll(x):
+        def autoencoder_nll(x):
             return reconstruction_nll(x, model.decoder, model.encoder(x))
-        nll = tf.function(nll)
+
+        nll = _compiled(model, "reconstruction_nll", autoencoder_nll)
         values = np.concatenate([nll(x).numpy() for x in _batches(images, batch_size)])
         mean, error = _mean_and_standard_error(values)
         result.update({"reconstruction": mean, "reconstruction_standard_error": error,

@@ -42,7 +42,8 @@ __all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError
 RUN_FORMAT = 2
 # TrainingConfig fields a resumed run may change: they do not alter what was trained so far.
 RESUMABLE_FIELDS = ("epochs", "data_dir", "test_size", "strategy", "iwae_samples", "plots",
-                    "tensorboard_dir", "early_stopping_patience", "select_best")
+                    "tensorboard_dir", "tensorboard_image_every", "early_stopping_patience",
+                    "select_best")
 BEST = "best"
 _LATEST = "latest"
 

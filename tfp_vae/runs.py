@@ -55,6 +55,7 @@ from tfp_vae.rundir import (
     load_test_split,
     saved_run,
 )
+from tfp_vae.summaries import tensorboard_callbacks
 from tfp_vae.training import KLWeightScheduler, linear_kl_warmup
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
 
 _TRAIN_EVAL_IMAGES = 10000
 _CLUSTER_IMAGES = 5000
+_SUMMARY_IMAGES = 500
 _LATEST = "latest"
 
 
@@ -420,7 +422,14 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
                                                       model_config.beta)))
     own.append(progress)
     if training.tensorboard_dir:
-        own.append(keras.callbacks.TensorBoard(training.tensorboard_dir))
+        # Active units and image summaries on held-out images, never on the test set.
+        shown = splits.x_validation[:_SUMMARY_IMAGES]
+        if not len(shown):
+            shown = splits.x_train[:_SUMMARY_IMAGES]
+            if training.binarization != "none":
+                shown = binarize(shown, training.seed, "summaries")
+        own.extend(tensorboard_callbacks(training.tensorboard_dir, shown,
+                                         training.tensorboard_image_every))
     train = make_dataset(splits.x_train, batch_size=training.batch_size,
                          binarization=training.binarization, seed=training.seed)
     validation = (make_dataset(splits.x_validation, batch_size=500, shuffle=False)
