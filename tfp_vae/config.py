@@ -20,8 +20,10 @@ from typing import Any
 
 from tfp_vae.data import BINARIZATIONS, canonical_dataset_name
 from tfp_vae.heads import LIKELIHOODS, POSTERIORS
-from tfp_vae.kl import KL_ESTIMATORS
+from tfp_vae.kl import KL_ESTIMATORS, MONTE_CARLO_ESTIMATORS
+from tfp_vae.losses import GRADIENT_ESTIMATORS, OBJECTIVES
 from tfp_vae.networks import NETWORKS, network_options
+from tfp_vae.priors import PRIORS, prior_options
 
 __all__ = [
     "DTYPE_POLICIES",
@@ -167,12 +169,27 @@ class ModelConfig(_JsonConfig):
       network_options: Keyword options of the body, e.g. `{'filters': [64, 128]}`.
         Default: `{}`.
       posterior: `'diag'` or `'tril'`. Default: `'diag'`.
+      posterior_flow: Layers of an inverse autoregressive flow after the posterior head; `0`
+        means none. A flow posterior needs a Monte Carlo KL estimator that uses only its
+        `log_prob` (`'mc'` or `'mc_ratio_cv'`). Default: `0`.
+      prior: Name in `tfp_vae.priors.PRIORS`: `'gaussian'` (`N(0, I)`), or the learnable
+        `'mixture'`, `'vamp'` and `'flow'`, which need a Monte Carlo KL estimator.
+        Default: `'gaussian'`.
+      prior_options: Keyword options of the prior, e.g. `{'num_components': 10}` (see
+        `tfp_vae.priors.prior_options`). Default: `{}`.
       likelihood: `'bernoulli'` or `'normal'`. Default: `'bernoulli'`.
       kl_attachment: Where the KL enters the loss: `'loss'` (the loss function), `'add_loss'`
         (a `KLDivergenceAddLoss` layer) or `'regularizer'` (a `KLDivergenceRegularizer`).
         Default: `'loss'`.
       kl_estimator: Name in `tfp_vae.kl.KL_ESTIMATORS`. Default: `'analytic'`.
-      num_samples: Posterior samples per example for the ELBO (and Monte Carlo KL). Default: `1`.
+      num_samples: Posterior samples per example for the ELBO (and Monte Carlo KL), and the
+        importance samples `k` of the IWAE bound. Default: `1`.
+      objective: What training minimises: `'elbo'` (the negative ELBO) or `'iwae'` (the negative
+        IWAE bound with `num_samples` importance samples; needs `kl_attachment='loss'`).
+        Default: `'elbo'`.
+      gradient_estimator: The IWAE bound's encoder gradient: `'reparameterized'` or
+        `'doubly_reparameterized'` (DReG; needs `objective='iwae'` and no posterior flow).
+        Default: `'reparameterized'`.
       beta: Initial KL weight. Default: `1.0`.
       dtype_policy: Keras dtype policy of the network bodies: `'float32'` or
         `'mixed_bfloat16'` (bfloat16 compute, float32 weights); distribution heads and losses
@@ -195,10 +212,15 @@ class ModelConfig(_JsonConfig):
     network: str = "conv"
     network_options: dict[str, Any] = field(default_factory=dict)
     posterior: str = "diag"
+    posterior_flow: int = 0
+    prior: str = "gaussian"
+    prior_options: dict[str, Any] = field(default_factory=dict)
     likelihood: str = "bernoulli"
     kl_attachment: str = "loss"
     kl_estimator: str = "analytic"
     num_samples: int = 1
+    objective: str = "elbo"
+    gradient_estimator: str = "reparameterized"
     beta: float = 1.0
     dtype_policy: str = "float32"
 
@@ -208,23 +230,50 @@ class ModelConfig(_JsonConfig):
             raise ValueError("ModelConfig.input_shape must be (height, width, channels) of "
                              f"positive integers, got {self.input_shape!r}.")
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
-        if not isinstance(self.network_options, dict):
-            raise ValueError("ModelConfig.network_options must be a dict, got "
-                             f"{type(self.network_options).__name__}.")
-        object.__setattr__(self, "network_options", _jsonable(dict(self.network_options)))
+        for name in ("network_options", "prior_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"ModelConfig.{name} must be a dict, got "
+                                 f"{type(getattr(self, name)).__name__}.")
+            object.__setattr__(self, name, _jsonable(dict(getattr(self, name))))
         for name, allowed in (("kind", MODEL_KINDS), ("network", NETWORKS),
-                              ("posterior", POSTERIORS), ("likelihood", LIKELIHOODS),
-                              ("kl_attachment", KL_ATTACHMENTS), ("kl_estimator", KL_ESTIMATORS),
+                              ("posterior", POSTERIORS), ("prior", PRIORS),
+                              ("likelihood", LIKELIHOODS), ("kl_attachment", KL_ATTACHMENTS),
+                              ("kl_estimator", KL_ESTIMATORS), ("objective", OBJECTIVES),
+                              ("gradient_estimator", GRADIENT_ESTIMATORS),
                               ("dtype_policy", DTYPE_POLICIES)):
             self._check_choice(name, allowed)
-        allowed_options = network_options(self.network)
-        unknown = sorted(set(self.network_options) - set(allowed_options))
-        if unknown:
-            raise ValueError(f"ModelConfig.network_options has unknown key(s) {unknown} for the "
-                             f"{self.network!r} network; it takes {sorted(allowed_options)}.")
+        for options, owner, allowed_options in (
+                ("network_options", f"{self.network!r} network", network_options(self.network)),
+                ("prior_options", f"{self.prior!r} prior", prior_options(self.prior))):
+            unknown = sorted(set(getattr(self, options)) - set(allowed_options))
+            if unknown:
+                raise ValueError(f"ModelConfig.{options} has unknown key(s) {unknown} for the "
+                                 f"{owner}; it takes {sorted(allowed_options)}.")
         for name in ("latent_dim", "num_samples"):
             self._check_int(name)
+        self._check_int("posterior_flow", minimum=0)
         self._check_number("beta")
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        monte_carlo = ", ".join(repr(name) for name in MONTE_CARLO_ESTIMATORS)
+        if self.prior != "gaussian" and self.kl_estimator == "analytic":
+            raise ValueError(f"ModelConfig.kl_estimator='analytic' has no closed form against "
+                             f"the {self.prior!r} prior; choose a Monte Carlo estimator "
+                             f"({monte_carlo}).")
+        if self.posterior_flow and self.kl_estimator not in ("mc", "mc_ratio_cv"):
+            raise ValueError(f"ModelConfig.kl_estimator={self.kl_estimator!r} needs a Gaussian "
+                             "posterior (a closed-form KL or entropy, or tensor parameters); with "
+                             "posterior_flow > 0 choose 'mc' or 'mc_ratio_cv'.")
+        if self.objective == "iwae" and self.kl_attachment != "loss":
+            raise ValueError("ModelConfig.objective='iwae' puts log p(z) - log q(z|x) inside the "
+                             "bound, so it needs kl_attachment='loss', got "
+                             f"{self.kl_attachment!r}.")
+        if self.gradient_estimator == "doubly_reparameterized" and (
+                self.objective != "iwae" or self.posterior_flow):
+            raise ValueError("ModelConfig.gradient_estimator='doubly_reparameterized' is a "
+                             "gradient of the IWAE bound for a Gaussian posterior; set "
+                             "objective='iwae' and posterior_flow=0.")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Distribution heads: posteriors over z (Diag, TriL) and likelihoods over x (Bernoulli, Normal).
+"""Distribution heads: posteriors over z (Diag, TriL, optionally flowed by an inverse
+autoregressive flow) and likelihoods over x (Bernoulli, Normal).
 
 A head is the list of layers that turns a network body's features into a distribution: a
 `Dense` sized by the distribution layer's static `params_size` (when the body does not already
-produce the parameters), then a `tfp.layers` distribution layer.
+produce the parameters), then a `tfp.layers` distribution layer, and for a flow posterior an
+`InverseAutoregressiveFlow` layer that transforms that distribution.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tfp_vae.backend import keras, tf, tfd, tfpl
+from tfp_vae.flows import autoregressive_networks, masked_autoregressive_bijector
 from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer
 from tfp_vae.registry import Registry
 
@@ -20,9 +23,11 @@ __all__ = [
     "LIKELIHOODS",
     "IndependentBernoulli",
     "IndependentNormal",
+    "InverseAutoregressiveFlow",
     "MultivariateNormalDiag",
     "MultivariateNormalTriL",
     "likelihood_head",
+    "posterior_distribution",
     "posterior_head",
 ]
 
@@ -101,6 +106,53 @@ class MultivariateNormalTriL(_SingleActivityRegularization, tfpl.MultivariateNor
     Parameters: `d` for the mean and `d(d+1)/2` for a lower-triangular scale built by
     `FillScaleTriL(diag_shift=1e-5)` (softplus diagonal), see `params_size`.
     """
+
+
+class InverseAutoregressiveFlow(_SingleActivityRegularization, tfpl.DistributionLambda):
+    """Transforms a posterior distribution by an inverse autoregressive flow (IAF).
+
+    `z = f(z0)` with `z0 ~ q0(z|x)` (the Diag/TriL head) and `f` a stack of inverted
+    `tfb.MaskedAutoregressiveFlow` layers (Kingma et al., 2016), latent order reversed between
+    layers. The result is a `tfd.TransformedDistribution`: reparameterised samples in one pass
+    per layer, and `log_prob`, at the samples it drew, from TFP's bijector cache. The flow's
+    MADE networks are shared by all images (the context reaches the flow through `q0`), and
+    there is no closed-form KL: use a Monte Carlo estimator (`mc` or `mc_ratio_cv`).
+
+    Args:
+      event_size: Python `int`, the latent dimension `d`.
+      num_layers: Python `int` >= 1, the number of flow layers. Default: `1`.
+      hidden_units: Hidden sizes of each MADE network. Default: `(32, 32)`.
+      convert_to_tensor_fn: Default: `tfd.Distribution.sample`.
+      **kwargs: Passed to `tfp.layers.DistributionLambda` (e.g. `activity_regularizer`).
+
+    #### Examples
+
+    ```python
+    keras.Sequential([keras.layers.Dense(MultivariateNormalDiag.params_size(2)),
+                      MultivariateNormalDiag(2), InverseAutoregressiveFlow(2, num_layers=2)])
+    ```
+    """
+
+    def __init__(self, event_size: int, num_layers: int = 1,
+                 hidden_units: Sequence[int] = (32, 32),
+                 convert_to_tensor_fn: Callable = tfd.Distribution.sample, **kwargs):
+        super().__init__(self._transform, convert_to_tensor_fn, **kwargs)
+        self._event_size = int(event_size)
+        self._hidden_units = tuple(int(h) for h in hidden_units)
+        self.networks = autoregressive_networks(self._event_size, num_layers,
+                                                self._hidden_units, name="iaf_made")
+
+    def _transform(self, distribution: tfd.Distribution) -> tfd.TransformedDistribution:
+        distribution = getattr(distribution, "tensor_distribution", distribution)
+        return tfd.TransformedDistribution(
+            distribution, masked_autoregressive_bijector(self.networks, inverse=True),
+            name="iaf_posterior")
+
+    def get_config(self) -> dict:
+        base = super().get_config()
+        base.pop("make_distribution_fn", None)
+        return {**base, "event_size": self._event_size, "num_layers": len(self.networks),
+                "hidden_units": self._hidden_units}
 
 
 class IndependentBernoulli(tfpl.IndependentBernoulli):
@@ -187,8 +239,8 @@ def params_per_pixel(likelihood: str) -> int:
 
 
 def posterior_head(latent_dim: int, posterior: str = "diag",
-                   kl: KLDivergenceAddLoss | KLDivergenceRegularizer | None = None
-                   ) -> list[keras.layers.Layer]:
+                   kl: KLDivergenceAddLoss | KLDivergenceRegularizer | None = None,
+                   flow_layers: int = 0) -> list[keras.layers.Layer]:
     """Layers mapping encoder features to the posterior `q(z|x)`, optionally attaching the KL.
 
     Args:
@@ -196,11 +248,14 @@ def posterior_head(latent_dim: int, posterior: str = "diag",
       posterior: `'diag'` (`MultivariateNormalDiag`) or `'tril'` (`MultivariateNormalTriL`).
         Default: `'diag'`.
       kl: `None` (the KL is computed in the loss function), a `KLDivergenceAddLoss` layer
-        (appended after the distribution layer) or a `KLDivergenceRegularizer` (set as the
+        (appended after the distribution layers) or a `KLDivergenceRegularizer` (set as the last
         distribution layer's activity regularizer). Default: `None`.
+      flow_layers: Python `int`, layers of an `InverseAutoregressiveFlow` after the Gaussian;
+        `0` means none. Default: `0`.
 
     Returns:
-      A list of Keras layers: `Dense`, the distribution layer, and the add-loss layer if any.
+      A list of Keras layers: `Dense`, the distribution layer, the flow layer if any, and the
+      add-loss layer if any.
 
     Raises:
       ValueError: If `posterior` is unknown.
@@ -220,11 +275,50 @@ def posterior_head(latent_dim: int, posterior: str = "diag",
     regularizer = kl if isinstance(kl, KLDivergenceRegularizer) else None
     layers = [
         keras.layers.Dense(layer_cls.params_size(latent_dim), name="posterior_params"),
-        layer_cls(latent_dim, activity_regularizer=regularizer, name="posterior"),
+        layer_cls(latent_dim, activity_regularizer=None if flow_layers else regularizer,
+                  name="posterior_base" if flow_layers else "posterior"),
     ]
+    if flow_layers:
+        layers.append(InverseAutoregressiveFlow(latent_dim, flow_layers,
+                                                activity_regularizer=regularizer,
+                                                name="posterior"))
     if isinstance(kl, KLDivergenceAddLoss):
         layers.append(kl)
     return layers
+
+
+def posterior_distribution(layers: Sequence[keras.layers.Layer], x: tf.Tensor
+                           ) -> tfd.Distribution:
+    """Runs encoder layers on `x` and returns `q(z|x)` without attaching any KL term.
+
+    Network layers are called as usual; distribution layers only build their distribution (no
+    activity regularizer runs) and `KLDivergenceAddLoss` layers are skipped. A VampPrior uses
+    this to evaluate the encoder at its pseudo-inputs from inside the KL term itself.
+
+    Args:
+      layers: An encoder's layers (e.g. `encoder.layers` of a tfp_vae encoder).
+      x: Images, `[batch] + input_shape`.
+
+    Returns:
+      The posterior, batch shape `[batch]`.
+
+    #### Examples
+
+    ```python
+    q = posterior_distribution(vae.encoder.layers, images)
+    ```
+    """
+    value = x
+    for layer in layers:
+        if isinstance(layer, KLDivergenceAddLoss):
+            continue
+        if isinstance(layer, tfpl.DistributionLambda):
+            # The layer's own distribution-building function: calling the layer would also run
+            # its activity regularizer, i.e. the KL term that is asking for this prior.
+            value = layer._make_distribution_fn(value)
+        else:
+            value = layer(value)
+    return value
 
 
 def likelihood_head(event_shape: Sequence[int], likelihood: str = "bernoulli",

@@ -41,6 +41,7 @@ from tfp_vae.seeds import Seed, stateless_seed
 
 __all__ = [
     "KL_ESTIMATORS",
+    "MONTE_CARLO_ESTIMATORS",
     "KLDivergenceAddLoss",
     "KLDivergenceRegularizer",
     "analytic_kl",
@@ -51,7 +52,11 @@ __all__ = [
     "mc_stl_kl",
     "monte_carlo_kl",
     "register_kl_estimator",
+    "stop_gradient_parameters",
 ]
+
+#: The built-in Monte Carlo estimators (every estimator but `analytic`), for error messages.
+MONTE_CARLO_ESTIMATORS = ("mc", "mc_entropy", "mc_ratio_cv", "mc_stl")
 
 KL_ESTIMATORS: Registry[Callable[..., tf.Tensor]] = Registry("KL estimator")
 register_kl_estimator = KL_ESTIMATORS.register
@@ -95,7 +100,8 @@ def analytic_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
 
     Raises:
       NotImplementedError: If TFP has no closed form for this pair (e.g. `MultivariateNormalTriL`
-        against `Independent(Normal)`; use `isotropic_gaussian_prior`).
+        against `Independent(Normal)`, use `isotropic_gaussian_prior`; or a mixture, VampPrior or
+        flow prior, or a flow posterior, use a Monte Carlo estimator).
 
     #### Examples
 
@@ -105,7 +111,17 @@ def analytic_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     ```
     """
     del num_samples, seed, test_points
-    return tfd.kl_divergence(posterior, prior)
+    try:
+        return tfd.kl_divergence(posterior, prior)
+    except NotImplementedError:
+        raise NotImplementedError(
+            f"The analytic KL has no closed form for a {_name(posterior)} posterior against a "
+            f"{_name(prior)} prior (learnable priors and flow posteriors have none); use a Monte "
+            f"Carlo estimator: {', '.join(repr(n) for n in MONTE_CARLO_ESTIMATORS)}.") from None
+
+
+def _name(distribution) -> str:
+    return type(getattr(distribution, "tensor_distribution", distribution)).__name__
 
 
 @register_kl_estimator("mc")
@@ -205,7 +221,16 @@ def mc_ratio_cv_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     return _mean_over_samples(tf.math.expm1(log_r) - log_r, posterior)
 
 
-def _stop_gradient_parameters(distribution):
+def stop_gradient_parameters(distribution: tfd.Distribution) -> tfd.Distribution:
+    """A copy of `distribution` whose parameters are behind `tf.stop_gradient`.
+
+    Samples still carry gradients where they were drawn from the original; `log_prob` of the
+    copy has no gradient with respect to the parameters (the score term), as "sticking the
+    landing" and the doubly-reparameterised IWAE gradient need.
+
+    Raises:
+      ValueError: If the parameters are not tensors (e.g. a flow posterior).
+    """
     distribution = getattr(distribution, "tensor_distribution", distribution)
     stopped = {
         name: tf.stop_gradient(value)
@@ -215,7 +240,7 @@ def _stop_gradient_parameters(distribution):
     if not stopped:
         raise ValueError(
             f"Cannot stop the gradient of {type(distribution).__name__}: its parameters are not "
-            "tensors; use the `mc` estimator instead."
+            "tensors; use the `mc` or `mc_ratio_cv` estimator instead."
         )
     return distribution.copy(**stopped)
 
@@ -251,7 +276,7 @@ def mc_stl_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     ```
     """
     z = _test_points(posterior, num_samples, seed, test_points)
-    frozen = _stop_gradient_parameters(posterior)
+    frozen = stop_gradient_parameters(posterior)
     return _mean_over_samples(frozen.log_prob(z) - prior.log_prob(z), posterior)
 
 

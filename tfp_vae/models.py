@@ -6,17 +6,22 @@ from collections.abc import Sequence
 
 from tfp_vae.backend import check_tf_keras, keras, tf, tfd
 from tfp_vae.config import ModelConfig
-from tfp_vae.heads import likelihood_head, params_per_pixel, posterior_head
-from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer
-from tfp_vae.losses import negative_elbo, reconstruction_nll
+from tfp_vae.heads import (
+    likelihood_head,
+    params_per_pixel,
+    posterior_distribution,
+    posterior_head,
+)
+from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer, get_kl_estimator
+from tfp_vae.losses import negative_elbo, negative_iwae_bound, reconstruction_nll
 from tfp_vae.networks import get_network
-from tfp_vae.priors import isotropic_gaussian_prior
+from tfp_vae.priors import Prior, make_prior
 from tfp_vae.seeds import Seed, stateless_seed
 
 __all__ = ["Autoencoder", "VAE", "build_decoder", "build_encoder", "build_model"]
 
 
-def _kl_attachment(config: ModelConfig, prior: tfd.Distribution, weight: tf.Variable):
+def _kl_attachment(config: ModelConfig, prior, weight: tf.Variable):
     if config.kl_attachment == "loss":
         return None
     options = {"use_exact_kl": config.kl_estimator == "analytic", "weight": weight}
@@ -35,6 +40,18 @@ def _body_dtype(config: ModelConfig):
     return keras.mixed_precision.Policy(config.dtype_policy)
 
 
+def _encoder_layers(config: ModelConfig, body: Sequence[keras.layers.Layer] | None,
+                    kl: KLDivergenceAddLoss | KLDivergenceRegularizer | None
+                    ) -> list[keras.layers.Layer]:
+    if body is None:
+        body = get_network(config.network).encoder(config.input_shape, dtype=_body_dtype(config),
+                                                   **config.network_options)
+    check_tf_keras(body, "encoder body")
+    head = posterior_head(config.latent_dim, config.posterior, kl,
+                          flow_layers=config.posterior_flow)
+    return [*body, *head]
+
+
 def build_encoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None = None,
                   kl: KLDivergenceAddLoss | KLDivergenceRegularizer | None = None
                   ) -> keras.Sequential:
@@ -51,12 +68,7 @@ def build_encoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None
     Raises:
       TypeError: If `body` contains Keras 3 objects.
     """
-    if body is None:
-        body = get_network(config.network).encoder(config.input_shape, dtype=_body_dtype(config),
-                                                   **config.network_options)
-    check_tf_keras(body, "encoder body")
-    return keras.Sequential([*body, *posterior_head(config.latent_dim, config.posterior, kl)],
-                            name="encoder")
+    return keras.Sequential(_encoder_layers(config, body, kl), name="encoder")
 
 
 def build_decoder(config: ModelConfig, body: Sequence[keras.layers.Layer] | None = None
@@ -139,12 +151,21 @@ class VAE(_LatentModel):
     """A variational autoencoder whose encoder and decoder end in TFP distribution layers.
 
     Trains with `compile`/`fit` (or `tfp_vae.training.train_loop`) on unlabeled images or
-    `(image, label)` pairs and reports three metrics, on train and validation data:
-    `reconstruction_loss` (`-E_q log p(x|z)`, nats per example), `kl_loss` (the KL term as it
-    enters the loss, i.e. `kl_weight · KL`) and `loss = reconstruction_loss + kl_loss`, the
-    negative ELBO when `kl_weight = 1`. Where the KL comes from is set by
-    `config.kl_attachment`: the loss function (`negative_elbo`), a `KLDivergenceAddLoss` layer or
-    a `KLDivergenceRegularizer`; all three give the same per-example KL at the same scale.
+    `(image, label)` pairs and reports, on train and validation data, `reconstruction_loss`
+    (`-E_q log p(x|z)`, nats per example), `kl_loss` (the KL term as it enters the loss, i.e.
+    `kl_weight · KL`) and `loss`, what training minimises:
+
+    - `objective='elbo'`: `loss = reconstruction_loss + kl_loss`, the negative ELBO when
+      `kl_weight = 1`. Where the KL comes from is set by `config.kl_attachment`: the loss
+      function (`negative_elbo`), a `KLDivergenceAddLoss` layer or a `KLDivergenceRegularizer`;
+      all three give the same per-example KL at the same scale.
+    - `objective='iwae'`: `loss` is the negative IWAE bound with `num_samples` importance
+      samples, also reported under its own name `negative_iwae_bound`, and `negative_elbo`
+      (`reconstruction_loss` + unweighted KL, from the same samples) is reported beside it.
+
+    The prior `p(z)` is `config.prior` (see `tfp_vae.priors`); a learnable prior's variables
+    are the model's own (trained, saved and loaded with it), and `vae.prior` builds the current
+    distribution from them.
 
     Args:
       config: A `ModelConfig` with `kind='vae'`. Default: `ModelConfig()`.
@@ -167,35 +188,59 @@ class VAE(_LatentModel):
     ```
     """
 
-    metric_names = ("loss", "reconstruction_loss", "kl_loss")
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The reported metrics; `loss` is what training minimises."""
+        if self.config.objective == "iwae":
+            return ("loss", "negative_iwae_bound", "negative_elbo", "reconstruction_loss",
+                    "kl_loss")
+        return ("loss", "reconstruction_loss", "kl_loss")
 
     def __init__(self, config: ModelConfig | None = None,
                  encoder_body: Sequence[keras.layers.Layer] | None = None,
                  decoder_body: Sequence[keras.layers.Layer] | None = None, **kwargs):
         config = ModelConfig() if config is None else config
         super().__init__(config, **kwargs)
-        self.prior = isotropic_gaussian_prior(config.latent_dim)
         self.kl_weight = tf.Variable(config.beta, trainable=False, dtype=tf.float32,
                                      name="kl_weight")
-        kl = _kl_attachment(config, self.prior, self.kl_weight)
-        self.encoder = build_encoder(config, encoder_body, kl)
+        # The KL attachments ask for the prior each time they run (the first time while the
+        # encoder is being built), so a learnable prior is rebuilt from its current variables
+        # inside the gradient tape. A VampPrior runs the encoder's layers on its pseudo-inputs.
+        layers: list[keras.layers.Layer] = []
+        prior_layer = make_prior(
+            config.prior, config.latent_dim, config.prior_options, config.input_shape,
+            lambda images: posterior_distribution(layers, images))
+        kl = _kl_attachment(config, prior_layer.distribution, self.kl_weight)
+        layers.extend(_encoder_layers(config, encoder_body, kl))
+        self.encoder = keras.Sequential(layers, name="encoder")
         self.decoder = build_decoder(config, decoder_body)
+        # Tracked after the encoder and decoder: the weights file lists layers in this order.
+        self.prior_layer: Prior = prior_layer
+
+    @property
+    def prior(self) -> tfd.Distribution:
+        """The prior `p(z)`, built from the prior layer's current variables."""
+        return self.prior_layer.distribution()
 
     def call(self, x, training=None):
         return self.decoder(self.encoder(x, training=training), training=training)
 
     def compute_losses(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
-        """Batch means of the negative ELBO and its two parts for images `x`.
+        """Batch means of the training objective and its parts for images `x`.
 
         Args:
           x: Images, `[batch] + input_shape`.
           training: Python `bool`, passed to the layers. Default: `False`.
 
         Returns:
-          A dict with scalar `loss`, `reconstruction_loss` and `kl_loss` (weighted KL).
+          A dict keyed by `metric_names`: scalar `loss`, `reconstruction_loss` and `kl_loss`
+          (weighted KL), and with the IWAE objective `negative_iwae_bound` (= `loss`) and
+          `negative_elbo`.
         """
         posterior = self.encoder(x, training=training)
         config = self.config
+        if config.objective == "iwae":
+            return self._iwae_losses(x, posterior, training)
         if config.kl_attachment == "loss":
             terms = negative_elbo(x, posterior, lambda z: self.decoder(z, training=training),
                                   self.prior, config.kl_estimator, config.num_samples,
@@ -211,6 +256,20 @@ class VAE(_LatentModel):
             kl = tf.add_n(self.encoder.losses)
         return {"loss": reconstruction + kl, "reconstruction_loss": reconstruction,
                 "kl_loss": kl}
+
+    def _iwae_losses(self, x, posterior, training):
+        config = self.config
+        prior = self.prior
+        terms = negative_iwae_bound(x, posterior, lambda z: self.decoder(z, training=training),
+                                    prior, config.num_samples, self.kl_weight,
+                                    config.gradient_estimator)
+        loss = tf.reduce_mean(terms.negative_iwae_bound)
+        # The ELBO from the same samples, reported beside the bound that is minimised.
+        reconstruction = -tf.reduce_mean(terms.log_likelihood)
+        kl = tf.reduce_mean(get_kl_estimator(config.kl_estimator)(
+            posterior, prior, test_points=terms.z))
+        return {"loss": loss, "negative_iwae_bound": loss, "negative_elbo": reconstruction + kl,
+                "reconstruction_loss": reconstruction, "kl_loss": self.kl_weight * kl}
 
     def encode(self, x: tf.Tensor) -> tfd.Distribution:
         """The posterior `q(z|x)` for images `x` (batch shape `[batch]`)."""
