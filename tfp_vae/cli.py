@@ -141,7 +141,9 @@ def _train_flags() -> dict[str, tuple[str, str, dict[str, Any]]]:
     from tfp_vae.data import BINARIZATIONS, DATASETS
     from tfp_vae.heads import LIKELIHOODS, POSTERIORS
     from tfp_vae.kl import KL_ESTIMATORS
+    from tfp_vae.losses import GRADIENT_ESTIMATORS, OBJECTIVES
     from tfp_vae.networks import NETWORKS
+    from tfp_vae.priors import PRIORS
 
     def choices(names):
         # Either spelling is accepted (`mixed_bfloat16`, `mixed-bfloat16`); help shows dashes.
@@ -156,11 +158,22 @@ def _train_flags() -> dict[str, tuple[str, str, dict[str, Any]]]:
         "latent-dim": ("model", "latent_dim", positive),
         "network": ("model", "network", choices(NETWORKS)),
         "posterior": ("model", "posterior", choices(POSTERIORS)),
+        "posterior-flow": ("model", "posterior_flow", {**non_negative, "help": "layers of an "
+                           "inverse autoregressive flow after the posterior (0: none; needs "
+                           "--kl-estimator mc or mc-ratio-cv)"}),
+        "prior": ("model", "prior", {**choices(PRIORS), "help": "gaussian is N(0, I); the "
+                  "learnable mixture, vamp and flow priors need a Monte Carlo --kl-estimator"}),
         "likelihood": ("model", "likelihood", choices(LIKELIHOODS)),
         "kl-attachment": ("model", "kl_attachment", choices(KL_ATTACHMENTS)),
         "kl-estimator": ("model", "kl_estimator", choices(KL_ESTIMATORS)),
         "kl-samples": ("model", "num_samples", {**positive, "help": "posterior samples per "
-                       "example (Monte Carlo KL and reconstruction)"}),
+                       "example (Monte Carlo KL and reconstruction; the k of --objective iwae)"}),
+        "objective": ("model", "objective", {**choices(OBJECTIVES), "help": "what training "
+                      "minimises: the negative ELBO or the negative IWAE bound with k = "
+                      "--kl-samples (the ELBO is still reported)"}),
+        "gradient-estimator": ("model", "gradient_estimator", {
+            **choices(GRADIENT_ESTIMATORS), "help": "the IWAE bound's encoder gradient "
+            "(doubly-reparameterized: DReG)"}),
         "beta": ("model", "beta", {"type": _non_negative_float}),
         "dtype-policy": ("model", "dtype_policy", {**choices(DTYPE_POLICIES), "help":
                          "network compute precision; distributions and losses stay float32"}),

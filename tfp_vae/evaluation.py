@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable, Iterator
 import numpy as np
 
 from tfp_vae.backend import tf
-from tfp_vae.losses import log_likelihood_samples, negative_elbo, reconstruction_nll
+from tfp_vae.losses import log_importance_weights, negative_elbo, reconstruction_nll
 from tfp_vae.models import VAE, Autoencoder
 from tfp_vae.seeds import fold_in
 
@@ -184,8 +184,7 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
     def iwae_log_weights(x, chunk, seed):
         posterior = model.encoder(x)
         z = posterior.sample(chunk, seed=seed)                          # [chunk, batch, d]
-        return (log_likelihood_samples(x, model.decoder, z) + model.prior.log_prob(z)
-                - posterior.log_prob(z))                                # [chunk, batch]
+        return log_importance_weights(x, posterior, model.decoder, model.prior, z)[0]
 
     log_weights = _compiled(model, "iwae", iwae_log_weights)
 
