@@ -46,3 +46,13 @@ def binary_fashion(fashion):
     x_train = (rng.random((2048, 28, 28, 1), dtype=np.float32) < fashion.x_train[:2048])
     x_test = (rng.random((512, 28, 28, 1), dtype=np.float32) < fashion.x_test[:512])
     return x_train.astype(np.float32), x_test.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def binary_mnist():
+    """A small, fixed-binarized MNIST subset: 1024 train and 256 test images."""
+    from tfp_vae.data import binarize, load_dataset
+
+    mnist = load_dataset("mnist")
+    return (binarize(mnist.x_train[:1024], 0, "train"),
+            binarize(mnist.x_test[:256], 0, "test"))
