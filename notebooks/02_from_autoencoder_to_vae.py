@@ -14,8 +14,13 @@
 # The loss is the negative ELBO, which we compute with an analytic and with a Monte Carlo KL, and train
 # with a hand-written `GradientTape` loop. A 2-D latent space keeps every code plottable.
 #
-# `TFP_VAE_QUICK=1` trains on 512 images for one epoch (for the test suite); unset, the notebook
-# trains on all 60,000.
+# Conventions in all the tutorials: losses are **negative** ELBOs in nats per image (lower is better);
+# bounds on $\log p(x)$ (the ELBO, the IWAE bound of tutorial 6) are log-likelihoods (higher is
+# better); latent dimensions are numbered from 0, `z[0]`, `z[1]`, as in `tfp_vae.plots`.
+#
+# The notebook trains on 15,000 MNIST images for a few epochs (a few minutes on 2 CPU cores);
+# `TFP_VAE_QUICK=1` uses 1,024 images and is what the test suite runs. The `assert` lines state
+# what each step should show.
 
 # %%
 import os
@@ -27,11 +32,14 @@ import tensorflow as tf
 import tfp_vae
 from tfp_vae import keras
 
+from tfp_vae import tfd
+from tfp_vae.data import binarize
+
 QUICK = os.environ.get("TFP_VAE_QUICK") == "1"
-N_TRAIN = 512 if QUICK else None  # None: all 60,000 training images
-N_TEST = 256 if QUICK else 10_000
-AE_EPOCHS = 1 if QUICK else 3
-VAE_EPOCHS = 1 if QUICK else 5
+N_TRAIN = 1024 if QUICK else 15_000
+N_TEST = 500 if QUICK else 10_000
+AE_EPOCHS = 2 if QUICK else 3
+VAE_EPOCHS = 2 if QUICK else 6
 BATCH_SIZE = 128
 LATENT_DIM = 2
 tf.keras.utils.set_random_seed(0)
@@ -42,13 +50,13 @@ tf.keras.utils.set_random_seed(0)
 # `tfp_vae.load_dataset` reads MNIST from `$TFP_VAE_DATA_DIR` (or downloads it) as float images in
 # $[0, 1]$. A Bernoulli likelihood wants binary pixels, so the training pipeline draws each pixel from
 # $\mathrm{Bernoulli}(\text{intensity})$ afresh every epoch (*dynamic binarization*, a mild regulariser);
-# the test images are binarized once, so every evaluation below sees the same data.
+# the test images are binarized once with `tfp_vae.data.binarize` (same seed, same binary images),
+# so every evaluation below sees the same data.
 
 # %%
 mnist = tfp_vae.load_dataset("mnist")
 x_train = mnist.x_train[:N_TRAIN]
-x_test = (np.random.default_rng(0).random(mnist.x_test[:N_TEST].shape, dtype=np.float32)
-          < mnist.x_test[:N_TEST]).astype(np.float32)
+x_test = binarize(mnist.x_test[:N_TEST], seed=0)
 y_test = mnist.y_test[:N_TEST]
 train = tfp_vae.make_dataset(x_train, batch_size=BATCH_SIZE, binarization="dynamic")
 print("train images:", x_train.shape, " test images:", x_test.shape)
@@ -90,8 +98,8 @@ def scatter_codes(ax, codes, title):
     points = ax.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=3, alpha=0.6,
                         vmin=-0.5, vmax=9.5)
     ax.set_title(title)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
     return points
 
 
@@ -110,23 +118,40 @@ plt.show()
 print("code range per dimension:", ae_codes.min(axis=0), ae_codes.max(axis=0))
 
 # %% [markdown]
-# ## Step 1: an encoder that outputs a distribution
+# ## The whole model
 #
-# The VAE's encoder ends in `Dense(MultivariateNormalDiag.params_size(2))` — 4 numbers: 2 means and 2
-# raw scales — followed by `tfp_vae.MultivariateNormalDiag(2)`, a TFP distribution layer. Calling the
-# encoder returns a `tfd.MultivariateNormalDiag` with one 2-D Gaussian per image (batch shape
-# `[n]`, event shape `[2]`). The scales go through `softplus` (plus `1e-5`), the positivity trick of
-# tutorial 1.
+# `tfp_vae.build_model` builds the VAE from a `ModelConfig`: the `conv` network (the keras-io VAE's
+# convolutional encoder and decoder), a diagonal Gaussian posterior, a Bernoulli likelihood and the
+# analytic KL. Here is all of it, layer by layer, with the shapes that flow through (`None` is the
+# batch). The encoder's last two layers turn features into a distribution: a `Dense` layer with
+# `MultivariateNormalDiag.params_size(2)` = 4 outputs (2 means, 2 raw scales) and the
+# distribution layer. The decoder's last two do the same for the 784 pixels: a transposed
+# convolution with one logit per pixel, reshaped, and `IndependentBernoulli((28, 28, 1))`.
 
 # %%
 config = tfp_vae.ModelConfig(latent_dim=LATENT_DIM, posterior="diag", likelihood="bernoulli",
                              kl_estimator="analytic")
 vae = tfp_vae.build_model(config)
 print(config.to_json(indent=None))
-print([type(layer).__name__ for layer in vae.encoder.layers[-3:]])
+vae.encoder.summary()
+vae.decoder.summary()
+
+# %% [markdown]
+# ## Step 1: an encoder that outputs a distribution
+#
+# Calling the encoder on 5 images returns one 2-D Gaussian per image: batch shape `[5]`, event shape
+# `[2]`. The object's class is TFP's `_TensorCoercible`: a wrapper that behaves as the distribution
+# it holds (`.tensor_distribution`, here a `tfd.MultivariateNormalDiag`; it has the same `mean()`,
+# `stddev()`, `sample()`, `log_prob()`) and can *also* be converted to a tensor, so that a Keras
+# layer after it receives numbers. The scales go through `softplus` (plus `1e-5`), the positivity
+# trick of tutorial 1.
+
+# %%
 posterior = vae.encode(x_test[:5])
+print(type(posterior).__name__, "holding a", type(posterior.tensor_distribution).__name__)
 print(posterior)
 print("means:\n", posterior.mean().numpy(), "\nstddevs:\n", posterior.stddev().numpy())
+assert isinstance(posterior.tensor_distribution, tfd.MultivariateNormalDiag)
 
 # %% [markdown]
 # ## Step 2: a decoder that outputs a distribution over pixels
@@ -134,11 +159,46 @@ print("means:\n", posterior.mean().numpy(), "\nstddevs:\n", posterior.stddev().n
 # The decoder maps a latent $z$ to one logit per pixel and ends in `tfp_vae.IndependentBernoulli((28, 28, 1))`:
 # 784 independent Bernoulli variables, treated as one event, so `log_prob(x)` is one number per image —
 # the log-likelihood of the whole image. Its `mean()` is the image of pixel probabilities we plot.
+#
+# **What should an untrained decoder score?** Its weights start small and its biases at 0, so every
+# logit is close to 0 and every pixel gets probability $\sigma(0) = \tfrac12$, whatever $z$ is. A binary
+# image then has probability $(\tfrac12)^{784}$: $\log p(x\mid z) \approx -784\log 2 = -543.4$ nats. That
+# is the starting point of every Bernoulli VAE's loss curve on 28×28 images (and the loss of a model
+# that has learned nothing).
 
 # %%
 likelihood = vae.decode(posterior.sample(seed=(0, 0)))
 print(type(vae.decoder.layers[-1]).__name__, "->", likelihood)
-print("log p(x | z) per image (untrained):", likelihood.log_prob(x_test[:5]).numpy())
+untrained = likelihood.log_prob(x_test[:5]).numpy()
+print("log p(x | z) per image (untrained):", untrained, f"  -784 log 2 = {-784 * np.log(2):.2f}")
+assert np.allclose(untrained, -784 * np.log(2), rtol=0.01)
+
+# %% [markdown]
+# ## From a distribution to a tensor: `convert_to_tensor_fn`
+#
+# When a distribution layer's output is used as a tensor (passed to the next Keras layer, or to
+# `tf.convert_to_tensor`), the tensor is the one the layer's `convert_to_tensor_fn` computed when the
+# layer was called. For the posterior it is `tfd.Distribution.sample` (TFP's default): every *call*
+# of the encoder draws a new $z$, and the returned object carries it — which is how an encoder
+# chained to a decoder in one Keras model samples its codes (tutorial 3). `tfp_vae`'s likelihood
+# layers use `tfd.Distribution.mean`, so a decoder converts to its pixel probabilities. A head built
+# with `convert_to_tensor_fn=tfd.Distribution.mean` makes the posterior's tensor deterministic.
+
+# %%
+first = tf.convert_to_tensor(vae.encode(x_test[:5]))
+second = tf.convert_to_tensor(vae.encode(x_test[:5]))
+print("two calls of the encoder, first image's z:", first[0].numpy(), second[0].numpy())
+print("one call converted twice, the same z:",
+      np.array_equal(tf.convert_to_tensor(posterior), tf.convert_to_tensor(posterior)))
+print("decoder output converted = its mean:",
+      np.allclose(tf.convert_to_tensor(likelihood), likelihood.mean()))
+params = tf.random.stateless_normal([5, tfp_vae.MultivariateNormalDiag.params_size(2)], seed=(0, 3))
+mean_head = tfp_vae.MultivariateNormalDiag(2, convert_to_tensor_fn=tfd.Distribution.mean)
+print("a mean head converts to the mean:", np.allclose(tf.convert_to_tensor(mean_head(params)),
+                                                       mean_head(params).mean()))
+assert not np.allclose(first, second)
+assert np.allclose(tf.convert_to_tensor(likelihood), likelihood.mean())
+assert np.allclose(tf.convert_to_tensor(mean_head(params)), mean_head(params).mean())
 
 # %% [markdown]
 # ## Step 3: the prior
@@ -160,10 +220,38 @@ print("same as vae.prior:", np.allclose(prior.stddev(), vae.prior.stddev()))
 # $$-\mathrm{ELBO}(x) = \underbrace{-\mathbb E_{q(z\mid x)}[\log p(x\mid z)]}_{\text{reconstruction}}
 #  + \underbrace{\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big)}_{\text{KL}} \;\ge\; -\log p(x).$$
 #
-# The reconstruction term is estimated with samples $z_s \sim q(z\mid x)$ — reparameterised, so gradients
-# flow through them into the encoder. The KL can be exact (tutorial 1's formula) or a Monte Carlo
-# average of $\log q(z_s\mid x) - \log p(z_s)$ over the same samples. `tfp_vae.negative_elbo` computes
-# both terms per image.
+# The reconstruction term is estimated with samples $z_s \sim q(z\mid x)$. To train the encoder through
+# it, the gradient must flow from $\log p(x\mid z_s)$ back into the posterior's mean and standard
+# deviation. The **reparameterisation trick** makes that possible: draw the noise first, independent
+# of every weight, and build the sample from it,
+#
+# $$z = \mu(x) + \sigma(x) \odot \epsilon, \qquad \epsilon \sim \mathcal N(0, I),$$
+#
+# so $z$ is a differentiable function of $\mu$ and $\sigma$ ($\partial z/\partial\mu = 1$,
+# $\partial z/\partial\sigma = \epsilon$). Written out by hand:
+
+# %%
+x_one = x_test[:1]
+epsilon = tf.random.stateless_normal([1, LATENT_DIM], seed=(0, 7))
+with tf.GradientTape(persistent=True) as tape:
+    q_one = vae.encoder(x_one)
+    mu, sigma = q_one.mean(), q_one.stddev()
+    z_one = mu + sigma * epsilon  # the reparameterisation trick
+    log_likelihood = vae.decoder(z_one).log_prob(x_one)
+print("epsilon", epsilon.numpy(), "-> z", z_one.numpy())
+print("dz/dmu", tape.gradient(z_one, mu).numpy(), " dz/dsigma", tape.gradient(z_one, sigma).numpy())
+encoder_gradients = tape.gradient(log_likelihood, vae.encoder.trainable_variables)
+print("encoder weights reached by the gradient of log p(x|z):",
+      sum(int(tf.reduce_any(g != 0)) for g in encoder_gradients), "of", len(encoder_gradients))
+print("TFP samples this way too:", q_one.reparameterization_type)
+assert np.allclose(tape.gradient(z_one, sigma), epsilon)
+assert all(bool(tf.reduce_any(g != 0)) for g in encoder_gradients)
+
+# %% [markdown]
+# `q.sample()` does the same inside TFP (`FULLY_REPARAMETERIZED`), so the training loop below simply
+# samples. The KL can be exact (tutorial 1's formula) or a Monte Carlo average of
+# $\log q(z_s\mid x) - \log p(z_s)$ over the same samples. `tfp_vae.negative_elbo` computes both terms
+# per image; with an untrained model both are near the values above.
 
 # %%
 x_batch = x_test[:32]
@@ -186,8 +274,9 @@ analytic = tfp_vae.analytic_kl(q, prior).numpy()
 z = q.sample(200, seed=(0, 1))  # 200 independent one-sample estimates per image
 single = (q.log_prob(z) - prior.log_prob(z)).numpy()
 print(f"image 0: analytic KL {analytic[0]:.4f}; 1-sample MC over 200 seeds: "
-      f"mean {single[:, 0].mean():.4f}, sd {single[:, 0].std():.4f}, "
-      f"min {single[:, 0].min():.4f}")
+      f"mean {single[:, 0].mean():.4f} ± {single[:, 0].std() / np.sqrt(200):.4f}, "
+      f"sd {single[:, 0].std():.4f}, min {single[:, 0].min():.4f}")
+assert abs(single[:, 0].mean() - analytic[0]) < 4.5 * single[:, 0].std() / np.sqrt(200)
 
 # %% [markdown]
 # ## A custom training loop
@@ -221,14 +310,16 @@ for epoch in range(VAE_EPOCHS):
     print(f"epoch {epoch + 1}: -ELBO {loss:.2f} = reconstruction {reconstruction:.2f} "
           f"+ KL {kl:.2f} nats/image")
 steps = np.array(steps)
+assert steps[-len(train):, 0].mean() < steps[:3, 0].mean() - 50  # the loss fell
 
 
 # %% [markdown]
-# **How do the two terms evolve?** The reconstruction term falls throughout. The KL does not simply
-# fall: it rises in steps, each time the encoder starts spending more nats on information about the
-# digit in $z$ — worth it as long as the reconstruction improves by more than the KL costs. With a 2-D
-# latent it settles at a few nats per image: roughly how much information about each digit goes
-# through the bottleneck.
+# **How do the two terms evolve?** The reconstruction term falls from about $784\log 2$ (the untrained
+# decoder) throughout. The KL does not simply fall: it starts near 0 (an untrained encoder's posteriors
+# are close to the prior), jumps in the first steps, settles, and then grows slowly while the encoder
+# puts more information about the digit into $z$ — worth it as long as the reconstruction improves by
+# more than the KL costs. With a 2-D latent it stays at a few nats per image: roughly how much
+# information about each digit goes through the bottleneck.
 
 # %%
 def smooth(values, width=20):
@@ -253,33 +344,39 @@ plt.show()
 # %% [markdown]
 # ## Test negative ELBO
 #
-# On the fixed test images, analytic and Monte Carlo KL give the same bound up to noise; the
+# On the fixed test images, analytic and Monte Carlo KL give the same bound up to noise: with the same
+# seed both use the same posterior samples for the reconstruction term, so the per-image difference
+# is the Monte Carlo KL's noise alone, and its standard error says how close "the same" must be. The
 # deterministic autoencoder's reconstruction loss is lower, because it never pays for the KL nor for
 # noisy codes — but, as we saw, it cannot sample.
 
 # %%
-def test_negative_elbo(kl_estimator, num_samples=1):
-    totals = np.zeros(3)
-    for start in range(0, len(x_test), 500):
-        x = x_test[start:start + 500]
-        terms = tfp_vae.negative_elbo(x, vae.encode(x), vae.decoder, prior, kl_estimator,
-                                      num_samples=num_samples, seed=start)
-        totals += [float(tf.reduce_sum(t)) for t in terms]
-    return totals / len(x_test)
+def test_negative_elbo(kl_estimator):
+    # Per-image terms [3, n]: negative ELBO, reconstruction, KL.
+    chunks = [tfp_vae.negative_elbo(x_test[i:i + 500], vae.encode(x_test[i:i + 500]), vae.decoder,
+                                    prior, kl_estimator, seed=i)
+              for i in range(0, len(x_test), 500)]
+    return np.concatenate([np.stack(terms) for terms in chunks], axis=1)
 
 
-for estimator in ["analytic", "mc"]:
-    loss, reconstruction, kl = test_negative_elbo(estimator)
-    print(f"VAE, {estimator:>8} KL: -ELBO {loss:.2f} = {reconstruction:.2f} + {kl:.2f}")
+per_image = {estimator: test_negative_elbo(estimator) for estimator in ["analytic", "mc"]}
+for estimator, (loss, reconstruction, kl) in per_image.items():
+    print(f"VAE, {estimator:>8} KL: -ELBO {loss.mean():.2f} = {reconstruction.mean():.2f} "
+          f"+ {kl.mean():.2f} nats/image")
+difference = per_image["mc"][0] - per_image["analytic"][0]
+difference_se = difference.std(ddof=1) / np.sqrt(len(difference))
+print(f"mc - analytic, image by image: {difference.mean():+.3f} ± {difference_se:.3f}")
 print(f"autoencoder reconstruction: {ae_test['loss']:.2f}")
+assert abs(difference.mean()) < 4.5 * difference_se
 
 # %% [markdown]
 # ## Encoding: what does the latent space look like?
 #
 # Each test image's posterior mean, coloured by its digit. Compared with the autoencoder, the KL has
-# packed the codes around the origin at the scale of the prior (the dashed circle is 2 prior standard
-# deviations), and digits form neighbouring regions rather than isolated islands. The posterior
-# standard deviations (right) are well below 1: each image still pins down its code.
+# pulled the codes to the scale of the prior (a few units instead of tens; the dashed circle is 2
+# prior standard deviations), and digits form neighbouring regions. The codes need not be centred
+# on the origin: nothing but the KL of each image holds them there. The posterior standard
+# deviations (right) are well below 1: each image still pins down its code.
 
 # %%
 posterior = vae.encode(x_test)
@@ -292,7 +389,7 @@ ax_codes.set_aspect("equal")
 fig.colorbar(points, ax=ax_codes, ticks=range(10), label="digit")
 for dim in range(LATENT_DIM):
     ax_scales.hist(scales[:, dim], bins=np.linspace(0, 1.05, 106), alpha=0.6,
-                   label=f"$\\sigma_{dim + 1}$")
+                   label=f"sd of z[{dim}]")
 ax_scales.axvline(1.0, color="black", ls="--", lw=1, label="prior sd")
 ax_scales.set_xlabel("posterior standard deviation")
 ax_scales.set_ylabel("test images")
@@ -304,9 +401,9 @@ plt.show()
 # ## Reconstructing
 #
 # Top: test digits. Middle: `vae.reconstruct` decodes the posterior mean and shows the pixel
-# probabilities. Bottom: the autoencoder. Two latent dimensions are a tight bottleneck, so both lose
-# detail in the same places (a 4 read as a 9, a 5 as a 3): with two numbers per image they keep a
-# digit's overall shape and slant, not its exact strokes.
+# probabilities. Bottom: the autoencoder. Two latent dimensions are a tight bottleneck: with two
+# numbers per image both keep a digit's overall shape and slant, not its exact strokes, and both
+# turn some digits into a similar-looking neighbour.
 
 # %%
 originals = x_test[:12]
@@ -321,8 +418,13 @@ plt.show()
 # ## Sampling new digits
 #
 # `vae.sample(n, seed)` draws $z \sim p(z)$ and decodes it — the experiment that failed for the
-# autoencoder. Because the KL made the prior's region the region of codes, most draws decode to
-# plausible digits. Decoding a regular grid of $z$ shows how the digits morph across the latent plane.
+# autoencoder. Because the KL pulled the codes to the prior's scale, draws from the prior land among
+# codes and decode to digit-like images. Decoding a regular grid of $z$ shows how the digits morph
+# across the latent plane. Look at *which* digits come out, though: the prior's region is not
+# covered evenly by the codes of all ten digits (compare the scatter above), and the draws decode
+# mostly to the digits whose codes fill that region. The KL asks every $q(z\mid x)$ to be close to
+# the prior, not the codes of all images together to fill it; tutorial 4 shows how the KL's weight
+# changes that.
 
 # %%
 fig, (ax_samples, ax_grid) = plt.subplots(1, 2, figsize=(12, 6))
@@ -330,7 +432,7 @@ show_images(ax_samples, vae.sample(36, seed=1).numpy(), 6, "VAE: decoded z ~ N(0
 side = np.linspace(-2, 2, 12, dtype=np.float32)
 grid = np.stack(np.meshgrid(side, -side), axis=-1).reshape(-1, 2)
 show_images(ax_grid, vae.decode(grid).mean().numpy(), 12,
-            "VAE: decoded grid, $z_1, z_2 \\in [-2, 2]$")
+            "VAE: decoded grid, z[0], z[1] in [-2, 2]")
 plt.tight_layout()
 plt.show()
 

@@ -13,6 +13,7 @@ Usage (from the repository root):
     python notebooks/build.py 03 05                # only tutorials 03 and 05
     python notebooks/build.py --quick 04           # a TFP_VAE_QUICK=1 run, nothing written
     python notebooks/build.py --check              # exit 1 if an .ipynb differs from its source
+    python notebooks/build.py --text-only 02       # copy edited text cells, keep the outputs
 
 The notebooks read the offline datasets from `$TFP_VAE_DATA_DIR` (`--data-dir` sets it).
 The kernel does not copy what C++ code writes to the process's stderr into the cells
@@ -127,6 +128,27 @@ def out_of_sync(source: Path) -> list[str]:
     return problems
 
 
+def update_text(source: Path) -> None:
+    """Copies a source's text cells into its built notebook, keeping the code cells' outputs.
+
+    Raises:
+      SystemExit: If a code cell changed, or cells were added, removed or moved: then the
+        notebook must be executed again.
+    """
+    built = source.with_suffix(".ipynb")
+    notebook = nbformat.read(built, as_version=4)
+    fresh = read_source(source)
+    if [(c.cell_type, c.source.strip() if c.cell_type == "code" else "") for c in fresh.cells] != \
+            [(c.cell_type, c.source.strip() if c.cell_type == "code" else "")
+             for c in notebook.cells]:
+        raise SystemExit(f"{source.name} changed more than text; rebuild it with "
+                         f"`python notebooks/build.py {source.stem[:2]}`.")
+    for old, new in zip(notebook.cells, fresh.cells):
+        if old.cell_type == "markdown":
+            old.source = new.source
+    nbformat.write(notebook, built)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="notebook numbers or name prefixes (all if none)")
@@ -134,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only check that every .ipynb is a full run of its source")
     parser.add_argument("--quick", action="store_true",
                         help="execute with TFP_VAE_QUICK=1 and write nothing")
+    parser.add_argument("--text-only", action="store_true",
+                        help="copy changed text cells into the built notebooks without running "
+                             "them (refused if any code cell changed)")
     parser.add_argument("--data-dir", help="sets TFP_VAE_DATA_DIR for the notebooks")
     args = parser.parse_args(argv)
     if args.data_dir:
@@ -142,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = [problem for source in sources(args.names) for problem in out_of_sync(source)]
         print("\n".join(problems) or "Every notebook is a full run of its source.")
         return 1 if problems else 0
+    if args.text_only:
+        for source in sources(args.names):
+            update_text(source)
+            print(f"{source.stem}: text cells updated, outputs kept.")
+        return 0
     for source in sources(args.names):
         start = time.perf_counter()
         notebook = execute(read_source(source, args.quick), args.quick)
