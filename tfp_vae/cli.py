@@ -151,7 +151,13 @@ def _train_flags() -> dict[str, tuple[str, str, dict[str, Any]]]:
 
     positive, non_negative = {"type": _positive_int}, {"type": _non_negative_int}
     return {
-        "dataset": ("training", "data", choices(DATASETS)),
+        "data": ("training", "data", {"metavar": "SOURCE", "aliases": ["--dataset"], "help":
+                 f"a built-in dataset ({', '.join(cli_name(n) for n in DATASETS)}) or your own "
+                 "images: a folder of PNG/JPEG files (class sub-folders become labels) or a "
+                 ".npy / .npz file; own images get a fitting likelihood unless --likelihood "
+                 "is given"}),
+        "image-size": ("training", "image_size", {"type": _positive_int, "nargs": 2,
+                       "metavar": ("HEIGHT", "WIDTH"), "help": "resize a folder's images"}),
         "data-dir": ("training", "data_dir", {"metavar": "DIR", "help": "folder with the "
                      "gzipped IDX files (default: $TFP_VAE_DATA_DIR, else the Keras download)"}),
         "model": ("model", "kind", {"choices": ["vae", "autoencoder"]}),
@@ -230,8 +236,8 @@ def _add_train_command(commands) -> None:
         shown = cli_name(default) if isinstance(default, str) else default
         help_text = options.pop("help", None)
         options["help"] = (f"{help_text} " if help_text else "") + f"(default: {shown})"
-        train.add_argument(f"--{flag}", dest=f"{config}.{name}", default=argparse.SUPPRESS,
-                           **options)
+        train.add_argument(f"--{flag}", *options.pop("aliases", ()), dest=f"{config}.{name}",
+                           default=argparse.SUPPRESS, **options)
     train.add_argument("--no-plots", dest="training.plots", action="store_false",
                        default=argparse.SUPPRESS, help="skip the PNG plots")
     train.add_argument("--out", default=None, metavar="DIR",
@@ -320,10 +326,15 @@ def _print(*parts: Any) -> None:
     print(*parts, flush=True)
 
 
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
-    from tfp_vae.data import image_shape
+    from tfp_vae.config import ModelConfig, TrainingConfig
+    from tfp_vae.data import source_defaults
     from tfp_vae.models import VAE
+    from tfp_vae.rundir import default_run_path
     from tfp_vae.runs import train_run
 
     given: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
@@ -338,9 +349,12 @@ def _train(args: argparse.Namespace) -> int:
                            verbose=args.verbose, log=_print)
     else:
         training = TrainingConfig(**training_given)
-        shape = image_shape(training.data, training.data_dir)
-        model = ModelConfig(**{"input_shape": shape, **given["model"]})
-        out = Path(args.out or f"runs/{cli_name(training.data)}-{model.kind}")
+        fitting = source_defaults(training.data, training.data_dir, training.image_size)
+        if "binarization" in fitting and "binarization" not in training_given:
+            training = training.replace(binarization=fitting.pop("binarization"))
+        fitting.pop("binarization", None)
+        model = ModelConfig(**{**fitting, **given["model"]})
+        out = Path(args.out) if args.out else default_run_path(model, training)
         result = train_run(out, model, training, overwrite=args.overwrite, verbose=args.verbose,
                            log=_print)
     metrics, run = result.metrics, result.run_dir
@@ -369,9 +383,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.samples > 5000:
         raise ValueError(f"--samples must be at most 5000, got {args.samples}.")
-    model_dir, _, training = saved_run(args.dir)
+    model_dir, run, training = saved_run(args.dir)
     model = load_model(model_dir)
-    x_test, _, _ = load_test_split(training, args.data_dir, args.test_size or training.test_size)
+    x_test, _, _ = load_test_split(training, args.data_dir, args.test_size or training.test_size,
+                                   run=run, log=_warn)
     start = time.perf_counter()
     result = evaluate_model(model, x_test, iwae_samples=args.samples if
                             model.config.kind == "vae" else 0, seed=args.seed)
@@ -414,7 +429,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     model_dir, run, training = saved_run(args.dir)
     model = load_model(model_dir)
-    x_test, _, _ = load_test_split(training, args.data_dir, args.num, offset=args.offset)
+    x_test, _, _ = load_test_split(training, args.data_dir, args.num, offset=args.offset,
+                                   run=run, log=_warn)
     default = (run.plots_dir if run else model_dir.parent / "plots") / "reconstructions.png"
     path = plot_reconstructions(model, x_test, args.output or default, num_images=args.num)
     _print(f"Wrote {len(x_test)} test images (from index {args.offset}) and their "
@@ -430,7 +446,8 @@ def _plot(args: argparse.Namespace) -> int:
     model_dir, run, training = saved_run(args.dir)
     model = load_model(model_dir)
     x_test, y_test, class_names = load_test_split(training, args.data_dir,
-                                              args.test_size or training.test_size)
+                                                  args.test_size or training.test_size,
+                                                  run=run, log=_warn)
     out_dir = Path(args.output_dir) if args.output_dir else (
         run.plots_dir if run else model_dir.parent / "plots")
     plots = write_run_plots(model, out_dir, x_test, y_test, class_names,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
-from tfp_vae.data import BINARIZATIONS, canonical_dataset_name
+from tfp_vae.data import BINARIZATIONS, canonical_data_source
 from tfp_vae.heads import LIKELIHOODS, POSTERIORS
 from tfp_vae.kl import KL_ESTIMATORS, MONTE_CARLO_ESTIMATORS
 from tfp_vae.losses import GRADIENT_ESTIMATORS, OBJECTIVES
@@ -284,8 +284,11 @@ class TrainingConfig(_JsonConfig):
     nothing else, and `run.json` holds exactly these two configs, so `--resume` reads only them.
 
     Attributes:
-      data: A built-in dataset name (`'mnist'`, `'fashion_mnist'`; dashes accepted).
-        Default: `'fashion_mnist'`.
+      data: A built-in dataset name (`'mnist'`, `'fashion_mnist'`; dashes accepted), or the
+        path of your own images: a folder of PNG/JPEG files (class sub-folders become labels) or
+        a `.npy` / `.npz` file (see `tfp_vae.image_files`). Default: `'fashion_mnist'`.
+      image_size: `(height, width)` to resize a folder's images to; `None` keeps their size.
+        Default: `None`.
       data_dir: Folder with the built-in datasets' IDX files; `None` uses `$TFP_VAE_DATA_DIR`,
         else the Keras download. Default: `None`.
       binarization: Training images `'dynamic'` (resampled every epoch), `'fixed'` (drawn once
@@ -334,6 +337,7 @@ class TrainingConfig(_JsonConfig):
     """
 
     data: str = "fashion_mnist"
+    image_size: tuple[int, int] | None = None
     data_dir: str | None = None
     binarization: str = "dynamic"
     epochs: int = 2
@@ -357,9 +361,13 @@ class TrainingConfig(_JsonConfig):
     plots: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.data, str) or not self.data:
-            raise ValueError(f"TrainingConfig.data must be a dataset name, got {self.data!r}.")
-        object.__setattr__(self, "data", canonical_dataset_name(self.data))
+        object.__setattr__(self, "data", canonical_data_source(self.data))
+        if self.image_size is not None:
+            if not isinstance(self.image_size, (tuple, list)) or len(self.image_size) != 2 or \
+                    not all(_is_int(d) and d >= 1 for d in self.image_size):
+                raise ValueError("TrainingConfig.image_size must be (height, width) of positive "
+                                 f"integers or None, got {self.image_size!r}.")
+            object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
         for name in ("data_dir", "tensorboard_dir"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (str, PathLike)) or not str(value)):

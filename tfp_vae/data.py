@@ -1,9 +1,12 @@
-"""MNIST and Fashion-MNIST: loading (local IDX files or the Keras download), binarization, tf.data.
+"""Data: MNIST, Fashion-MNIST or your own images; binarization; checks; tf.data pipelines.
 
-Where the data comes from, in order: the `data_dir` argument (the CLI's `--data-dir`), the
-`TFP_VAE_DATA_DIR` environment variable, and otherwise the normal Keras download (cached in
-`~/.keras/datasets`). A data directory holds the official gzipped IDX files, either directly or
-in a sub-folder named after the dataset (`mnist/`, `fashion-mnist/`).
+A data source is a built-in dataset name (`'mnist'`, `'fashion_mnist'`) or a path to your own
+images: a folder of PNG/JPEG files or a `.npy` / `.npz` array file (see `tfp_vae.image_files`).
+
+Where a built-in dataset comes from, in order: the `data_dir` argument (the CLI's
+`--data-dir`), the `TFP_VAE_DATA_DIR` environment variable, and otherwise the normal Keras
+download (cached in `~/.keras/datasets`). A data directory holds the official gzipped IDX
+files, either directly or in a sub-folder named after the dataset (`mnist/`, `fashion-mnist/`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tfp_vae.backend import keras, tf
+from tfp_vae.image_files import image_source_shape, is_image_source, load_image_source
 from tfp_vae.registry import Registry
 from tfp_vae.seeds import numpy_rng
 
@@ -27,11 +31,14 @@ __all__ = [
     "ImageDataset",
     "DataSplits",
     "binarize",
+    "canonical_data_source",
     "canonical_dataset_name",
+    "check_images",
     "image_shape",
     "load_dataset",
     "load_splits",
     "make_dataset",
+    "source_defaults",
 ]
 
 DATA_DIR_ENV = "TFP_VAE_DATA_DIR"
@@ -61,12 +68,13 @@ DATASETS.add("fashion_mnist", {
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Images as float32 in [0, 1] with shape `[n, 28, 28, 1]`, and integer labels.
+    """Images as float32 in [0, 1] with shape `[n, height, width, channels]`, and labels.
 
     Attributes:
-      name: Dataset name.
-      x_train, y_train, x_test, y_test: NumPy arrays.
+      name: Dataset name, or the path of your own images.
+      x_train, y_train, x_test, y_test: NumPy arrays (labels `-1` where a source has none).
       class_names: Name of each label.
+      sha256: Content hash of your own images' files; `None` for a built-in dataset.
     """
 
     name: str
@@ -75,6 +83,7 @@ class ImageDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    sha256: str | None = None
 
 
 def canonical_dataset_name(name: str) -> str:
@@ -90,6 +99,81 @@ def canonical_dataset_name(name: str) -> str:
         raise ValueError(f"Unknown dataset {name!r}; choose one of "
                          f"{[n.replace('_', '-') for n in sorted(DATASETS)]}.")
     return key
+
+
+def canonical_data_source(data: str | os.PathLike) -> str:
+    """A data source as a run stores it: a built-in dataset's registry name, or a path.
+
+    Args:
+      data: `'mnist'`, `'fashion-mnist'` / `'fashion_mnist'`, or the path of a folder of images
+        or of a `.npy` / `.npz` file.
+
+    Returns:
+      The registry name of a built-in dataset, else the path as a string.
+
+    Raises:
+      ValueError: If `data` is neither a built-in dataset nor path-like.
+    """
+    text = os.fspath(data) if isinstance(data, (str, os.PathLike)) else None
+    if not text:
+        raise ValueError(f"A data source must be a dataset name or a path, got {data!r}.")
+    if text.lower().replace("-", "_") in DATASETS:
+        return text.lower().replace("-", "_")
+    if is_image_source(text):
+        return text
+    raise ValueError(f"Unknown dataset {text!r}; choose one of "
+                     f"{[n.replace('_', '-') for n in sorted(DATASETS)]}, or give the path of a "
+                     "folder of images or a .npy / .npz file.")
+
+
+def check_images(images: np.ndarray, name: str = "images", binary: bool = False,
+                 input_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Cheap checks of images before they are trained on or evaluated; returns float32 images.
+
+    Args:
+      images: `[n, height, width, channels]` array.
+      name: What to call them in an error. Default: `'images'`.
+      binary: Require 0/1 pixels (targets of a Bernoulli likelihood). Default: `False`.
+      input_shape: The shape one image must have (a model's `input_shape`). Default: `None`.
+
+    Returns:
+      `images` as a float32 NumPy array.
+
+    Raises:
+      ValueError: One sentence on the first problem: shape, dtype, non-finite pixels, pixels
+        outside [0, 1], or non-binary pixels where binary ones are needed.
+    """
+    array = np.asarray(images)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+            or array.dtype == bool):
+        raise ValueError(f"The {name} have dtype {array.dtype}; pass numeric images.")
+    array = array.astype(np.float32, copy=False)
+    if array.ndim != 4 or len(array) == 0:
+        raise ValueError(f"The {name} have shape {array.shape}; pass a non-empty "
+                         "[n, height, width, channels] array.")
+    if input_shape is not None and tuple(array.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"The {name} have shape {tuple(array.shape[1:])} per image but the "
+                         f"model expects {tuple(input_shape)}; resize them or build the model "
+                         f"with input_shape={tuple(array.shape[1:])}.")
+    return _check_pixels(array, name, binary)
+
+
+def _check_pixels(array: np.ndarray, name: str, binary: bool = False) -> np.ndarray:
+    if array.size == 0:
+        return array
+    if not np.isfinite(array).all():
+        raise ValueError(f"The {name} contain NaN or infinite pixels; clean the data first.")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        hint = "divide uint8 images by 255" if high > 1.0 else "rescale them"
+        raise ValueError(f"The {name} have pixel values in [{low:g}, {high:g}], not [0, 1]; "
+                         f"{hint}.")
+    if binary and not np.isin(array, (0.0, 1.0)).all():
+        raise ValueError(f"The {name} are grey levels, not 0/1, but a Bernoulli likelihood "
+                         "needs binary targets; binarize them (tfp_vae.data.binarize, "
+                         "--binarization dynamic) or use the normal or continuous Bernoulli "
+                         "likelihood.")
+    return array
 
 
 def binarize(images: np.ndarray, seed: int, stream: str = "binarize") -> np.ndarray:
@@ -117,10 +201,7 @@ def binarize(images: np.ndarray, seed: int, stream: str = "binarize") -> np.ndar
     x_test = binarize(data.x_test, seed=1)
     ```
     """
-    images = np.asarray(images, dtype=np.float32)
-    if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
-        raise ValueError("Images must be finite and scaled to [0, 1] before binarization; "
-                         "divide uint8 images by 255.")
+    images = _check_pixels(np.asarray(images, dtype=np.float32), "images")
     uniform = numpy_rng(seed, stream).random(images.shape, dtype=np.float32)
     return (uniform < images).astype(np.float32)
 
@@ -173,19 +254,22 @@ def _load_local(data_dir: Path, name: str):
             (arrays["test_images"], arrays["test_labels"]))
 
 
-def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None = None
-                 ) -> ImageDataset:
-    """Loads MNIST or Fashion-MNIST as float32 images in [0, 1] with labels and class names.
+def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None = None,
+                 image_size: tuple[int, int] | None = None) -> ImageDataset:
+    """Loads a dataset as float32 images in [0, 1] with labels and class names.
 
     Args:
-      name: `'mnist'` or `'fashion_mnist'` (`'fashion-mnist'` also accepted).
-        Default: `'fashion_mnist'`.
-      data_dir: Folder with the gzipped IDX files (or with an `mnist/` / `fashion-mnist/`
-        sub-folder). `None` uses `$TFP_VAE_DATA_DIR`, and without it the Keras download.
-        Default: `None`.
+      name: `'mnist'` or `'fashion_mnist'` (`'fashion-mnist'` also accepted), or the path of
+        your own images (a folder of PNG/JPEG files or a `.npy` / `.npz` file; see
+        `tfp_vae.image_files.load_image_source`). Default: `'fashion_mnist'`.
+      data_dir: Folder with the gzipped IDX files of a built-in dataset (or with an `mnist/` /
+        `fashion-mnist/` sub-folder). `None` uses `$TFP_VAE_DATA_DIR`, and without it the
+        Keras download. Default: `None`.
+      image_size: `(height, width)` to resize a folder's images to. Default: `None`.
 
     Returns:
-      An `ImageDataset` with `x_*` of shape `[n, 28, 28, 1]`.
+      An `ImageDataset` with `x_*` of shape `[n, height, width, channels]` (`[n, 28, 28, 1]`
+      for the built-in datasets).
 
     Raises:
       ValueError: If `name` is unknown or a file is corrupt (the message names the file).
@@ -199,7 +283,11 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
     data.x_train.shape, data.class_names[0]  # (60000, 28, 28, 1), 'T-shirt/top'
     ```
     """
-    name = canonical_dataset_name(name)
+    name = canonical_data_source(name)
+    if name not in DATASETS:
+        source = load_image_source(name, image_size)
+        return ImageDataset(source.name, source.x_train, source.y_train, source.x_test,
+                            source.y_test, source.class_names, source.sha256)
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
@@ -235,6 +323,7 @@ class DataSplits:
       x_test, y_test: Test images, binarized once with the run's seed if the run binarizes; used
         only for final metrics.
       class_names: Name of each label.
+      sha256: Content hash of your own images' files; `None` for a built-in dataset.
     """
 
     name: str
@@ -245,22 +334,61 @@ class DataSplits:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    sha256: str | None = None
 
 
-def image_shape(data: str, data_dir: str | os.PathLike | None = None) -> tuple[int, int, int]:
-    """The `(height, width, channels)` of one image of a dataset, without loading it.
+def image_shape(data: str, data_dir: str | os.PathLike | None = None,
+                image_size: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """The `(height, width, channels)` of one image of a data source, reading little of it.
+
+    Args:
+      data: A built-in dataset name or the path of your own images.
+      data_dir: Unused for the built-in datasets (all 28x28 grey). Default: `None`.
+      image_size: `(height, width)` a folder's images are resized to. Default: `None`.
 
     Raises:
-      ValueError: If `data` is not a known dataset.
+      ValueError: If `data` is not a known dataset or a readable image source.
+      FileNotFoundError: If a path does not exist.
     """
-    canonical_dataset_name(data)
-    return (28, 28, 1)
+    data = canonical_data_source(data)
+    if data in DATASETS:
+        return (28, 28, 1)
+    return image_source_shape(data, image_size)
+
+
+def source_defaults(data: str, data_dir: str | os.PathLike | None = None,
+                    image_size: tuple[int, int] | None = None) -> dict[str, object]:
+    """Model and training settings that fit a data source, for settings the user left open.
+
+    A built-in dataset keeps the defaults (Bernoulli likelihood on dynamically binarized
+    images). Your own images are looked at: binary images (all pixels 0 or 1) keep the
+    Bernoulli likelihood, without binarization; grey-level or colour images get the
+    `'normal'` likelihood on the pixel values as they are (`binarization='none'`).
+
+    Args:
+      data: A built-in dataset name or the path of your own images.
+      data_dir: See `load_dataset`. Default: `None`.
+      image_size: See `load_dataset`. Default: `None`.
+
+    Returns:
+      A dict with `input_shape` and, for your own images, `likelihood` and `binarization`.
+
+    Raises:
+      ValueError, FileNotFoundError: As `load_dataset`.
+    """
+    data = canonical_data_source(data)
+    if data in DATASETS:
+        return {"input_shape": image_shape(data)}
+    dataset = load_dataset(data, data_dir, image_size)
+    binary = bool(np.isin(dataset.x_train, (0.0, 1.0)).all())
+    return {"input_shape": tuple(int(d) for d in dataset.x_train.shape[1:]),
+            "likelihood": "bernoulli" if binary else "normal", "binarization": "none"}
 
 
 def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None = None,
                 validation_size: int = 0, train_size: int | None = None,
-                test_size: int | None = None, binarization: str = "dynamic", seed: int = 0
-                ) -> DataSplits:
+                test_size: int | None = None, binarization: str = "dynamic", seed: int = 0,
+                image_size: tuple[int, int] | None = None) -> DataSplits:
     """Train / validation / test splits of a dataset, as a training run uses them.
 
     The validation split is the last `validation_size` images of the training set (never
@@ -276,6 +404,7 @@ def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None 
       test_size: Python `int` or `None` (all). Default: `None`.
       binarization: `'dynamic'`, `'fixed'` or `'none'`. Default: `'dynamic'`.
       seed: Python `int`. Default: `0`.
+      image_size: `(height, width)` a folder's images are resized to. Default: `None`.
 
     Returns:
       A `DataSplits`.
@@ -291,7 +420,7 @@ def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None 
     splits.x_train.shape, splits.x_validation.shape  # (50000, 28, 28, 1), (10000, 28, 28, 1)
     ```
     """
-    dataset = load_dataset(data, data_dir)
+    dataset = load_dataset(data, data_dir, image_size)
     available = len(dataset.x_train)
     if validation_size >= available:
         raise ValueError(f"validation_size {validation_size} leaves no training images: "
@@ -313,7 +442,7 @@ def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None 
         dataset.name, dataset.x_train[:stop], dataset.y_train[:stop],
         held_out(dataset.x_train[cut:], "validation"), dataset.y_train[cut:],
         held_out(dataset.x_test[:test_stop], "test"), dataset.y_test[:test_stop],
-        dataset.class_names)
+        dataset.class_names, dataset.sha256)
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 128,
@@ -350,10 +479,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
     if binarization not in BINARIZATIONS:
         raise ValueError(f"Unknown binarization {binarization!r}; choose one of "
                          f"{list(BINARIZATIONS)}.")
-    images = np.asarray(images, dtype=np.float32)
-    if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
-        raise ValueError("Images must be finite and scaled to [0, 1] before binarization or "
-                         "training; divide uint8 images by 255.")
+    images = check_images(images)
     if binarization == "fixed":
         images = binarize(images, seed)
     tensors = images if labels is None else (images, np.asarray(labels))

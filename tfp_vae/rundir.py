@@ -3,6 +3,7 @@
 A run directory `DIR` holds:
 
     DIR/run.json          {"format": 2, "model": ModelConfig, "training": TrainingConfig}
+    DIR/data.json         the data source and, for your own images, their content hash
     DIR/checkpoints/      epoch-NNNN/ per completed epoch (model + optimizer), `latest`,
                           and best/ (the best validation epoch, with a validation split)
     DIR/history.csv       one row per epoch: training and validation losses, wall time
@@ -36,8 +37,8 @@ from tfp_vae.data import load_splits
 from tfp_vae.io import CONFIG_FILE, load_checkpoint, load_model, read_metadata
 from tfp_vae.models import VAE, Autoencoder
 
-__all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError", "saved_run",
-           "load_test_split"]
+__all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError",
+           "default_run_path", "load_test_split", "saved_run"]
 
 RUN_FORMAT = 2
 # TrainingConfig fields a resumed run may change: they do not alter what was trained so far.
@@ -136,6 +137,10 @@ class RunDir:
         return self.path / self.RUN_FILE
 
     @property
+    def data_file(self) -> Path:
+        return self.path / "data.json"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 
@@ -215,6 +220,23 @@ class RunDir:
         text = json.dumps({"format": RUN_FORMAT, "model": model_config.to_dict(),
                            "training": training_config.to_dict()}, indent=2, sort_keys=True)
         _write_text_atomically(self.run_file, text + "\n")
+
+    def write_data_record(self, source: str, sha256: str | None) -> None:
+        """Records where the run's data came from (and its content hash, for your own images)."""
+        _write_text_atomically(self.data_file, json.dumps(
+            {"source": source, "sha256": sha256}, indent=2) + "\n")
+
+    def data_changed(self, sha256: str | None) -> str | None:
+        """One warning sentence if data with content hash `sha256` is not what the run used."""
+        try:
+            recorded = json.loads(self.data_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if recorded.get("sha256") and sha256 and recorded["sha256"] != sha256:
+            return (f"Warning: the data in {recorded.get('source')} changed since {self.path} "
+                    f"was trained (content hash {recorded['sha256'][:12]}… then, "
+                    f"{sha256[:12]}… now); its results describe the old data.")
+        return None
 
     # Results -------------------------------------------------------------------------------
 
@@ -451,6 +473,13 @@ class RunDir:
         return saved_model, candidate, messages
 
 
+def default_run_path(model_config: ModelConfig, training_config: TrainingConfig) -> Path:
+    """`runs/DATA-KIND`, e.g. `runs/fashion-mnist-vae` or `runs/my_faces-vae` for a folder."""
+    data = training_config.data
+    name = Path(data).stem if ("/" in data or os.sep in data or Path(data).suffix) else data
+    return Path("runs") / f"{cli_name(name)}-{model_config.kind}"
+
+
 def saved_run(path: str | os.PathLike) -> tuple[Path, RunDir | None, TrainingConfig]:
     """Where a saved model lives and how it was trained, from a run or model directory.
 
@@ -486,8 +515,9 @@ def saved_run(path: str | os.PathLike) -> tuple[Path, RunDir | None, TrainingCon
 
 
 def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None = None,
-               test_size: int | None = None, offset: int = 0
-               ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+                    test_size: int | None = None, offset: int = 0, run: RunDir | None = None,
+                    log: Callable[[str], None] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """A run's test images (binarized exactly as the run's final metrics saw them).
 
     Args:
@@ -495,6 +525,9 @@ def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None
       data_dir: Overrides `training.data_dir`. Default: `None`.
       test_size: How many images from `offset`; `None` takes all. Default: `None`.
       offset: Index of the first image. Default: `0`.
+      run: The run the images are for; if its recorded data hash differs from the data found
+        now, `log` gets a warning. Default: `None`.
+      log: Receives warnings, one sentence each. Default: `None`.
 
     Returns:
       `(images, labels, class_names)`.
@@ -504,7 +537,11 @@ def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None
     """
     stop = None if test_size is None else offset + test_size
     splits = load_splits(training.data, data_dir or training.data_dir, test_size=stop,
-                         binarization=training.binarization, seed=training.seed)
+                         binarization=training.binarization, seed=training.seed,
+                         image_size=training.image_size)
+    changed = run.data_changed(splits.sha256) if run is not None else None
+    if changed and log is not None:
+        log(changed)
     images, labels = splits.x_test[offset:stop], splits.y_test[offset:stop]
     if len(images) == 0:
         raise ValueError(f"No test images in the range starting at {offset}.")

@@ -35,7 +35,7 @@ import numpy as np
 
 from tfp_vae.backend import keras, tf
 from tfp_vae.config import ModelConfig, TrainingConfig
-from tfp_vae.data import DataSplits, binarize, load_splits, make_dataset
+from tfp_vae.data import DataSplits, binarize, check_images, load_splits, make_dataset
 from tfp_vae.evaluation import active_units, evaluate_elbo, evaluate_model, iwae_log_likelihood
 from tfp_vae.io import (
     NonFiniteLossError,
@@ -254,12 +254,15 @@ def _check_outputs_writable(path: Path) -> None:
 def _prepare_splits(model_config: ModelConfig, training: TrainingConfig) -> DataSplits:
     splits = load_splits(training.data, training.data_dir, training.validation_size,
                          training.train_size, training.test_size, training.binarization,
-                         training.seed)
+                         training.seed, training.image_size)
     shape = tuple(splits.x_train.shape[1:])
     if shape != tuple(model_config.input_shape):
         raise ValueError(f"The {splits.name} images have shape {shape} but the model expects "
                          f"{tuple(model_config.input_shape)}; set ModelConfig.input_shape to "
                          f"{shape}.")
+    if model_config.likelihood == "bernoulli" and training.binarization == "none":
+        # Dynamic/fixed binarization makes 0/1 targets; grey levels would be trained on silently.
+        check_images(splits.x_train, f"{splits.name} training images", binary=True)
     if len(splits.x_train) < 2:
         raise ValueError(f"train_size {len(splits.x_train)} is too small; train on at least 2 "
                          "images.")
@@ -406,6 +409,12 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
             aside = run.set_aside()
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_configs(model_config, training)
+        run.write_data_record(splits.name, splits.sha256)
+    elif run is not None:
+        changed = run.data_changed(splits.sha256)
+        if changed:
+            messages.append(changed)
+            say(changed)
     if run is not None and run.is_complete:
         run.complete_file.unlink()
 
