@@ -33,7 +33,14 @@ if [ ! -f "$work/setup.cfg" ]; then
   for module in "${modules[@]}"; do
     [ -f "$repo/tfp_vae/$module.py" ] || { echo "No module tfp_vae/$module.py." >&2; exit 2; }
     only_mutate+=$'\n    '"tfp_vae/$module.py"
-    tests+=$'\n    '"tests/test_$module.py"
+  done
+  # A mutant may be killed by any test of the numerical core, not only its module's file
+  # (evaluation's tests exercise losses.py, for instance); mutmut runs only the tests that
+  # reach the mutated function.
+  for module in kl losses evaluation heads "${modules[@]}"; do
+    case "$tests" in *"tests/test_$module.py"*) ;; *)
+      [ ! -f "$repo/tests/test_$module.py" ] || tests+=$'\n    '"tests/test_$module.py" ;;
+    esac
   done
   # forkserver: mutmut's own process never imports TensorFlow, whose thread pools do not
   # survive a fork. addopts is emptied so pytest's --durations report stays out of the way.

@@ -27,6 +27,25 @@ def test_reconstruction_averages_over_samples():
     np.testing.assert_allclose(reconstruction_nll(X, decoder, z), one_by_one, rtol=1e-6)
 
 
+def numpy_log_bernoulli(x, z):
+    logits = z.astype(np.float64) @ W.astype(np.float64)
+    return np.sum(x * logits - np.logaddexp(0.0, logits), axis=-1)
+
+
+def test_reconstruction_of_one_sample_per_example_is_the_bernoulli_nll():
+    z = POSTERIOR.sample(seed=(4, 5)).numpy()  # [batch, latent_dim]: no sample axis
+    np.testing.assert_allclose(reconstruction_nll(X, decoder, z), -numpy_log_bernoulli(X, z),
+                               rtol=1e-5)
+
+
+def test_negative_elbo_draws_one_sample_by_default():
+    default = negative_elbo(X, POSTERIOR, decoder, PRIOR, seed=11)
+    one = negative_elbo(X, POSTERIOR, decoder, PRIOR, "analytic", num_samples=1, seed=11)
+    np.testing.assert_array_equal(default.negative_elbo, one.negative_elbo)
+    z = POSTERIOR.sample(1, seed=tf.constant([11, 0]))[0].numpy()
+    np.testing.assert_allclose(default.reconstruction, -numpy_log_bernoulli(X, z), rtol=1e-5)
+
+
 def test_negative_elbo_is_reconstruction_plus_beta_kl():
     terms = negative_elbo(X, POSTERIOR, decoder, PRIOR, "analytic", num_samples=4, beta=2.5,
                           seed=7)
@@ -57,7 +76,8 @@ def test_mc_and_analytic_negative_elbo_agree_in_expectation():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
-        negative_elbo(X, POSTERIOR, decoder, PRIOR, num_samples=0)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+            negative_elbo(X, POSTERIOR, decoder, PRIOR, num_samples=bad)
     with pytest.raises(ValueError, match="Unknown KL estimator"):
         negative_elbo(X, POSTERIOR, decoder, PRIOR, kl_estimator="exact")
