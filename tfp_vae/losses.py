@@ -136,7 +136,8 @@ def reconstruction_nll(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribu
 def negative_elbo(x: tf.Tensor, posterior: tfd.Distribution,
                   decoder: Callable[[tf.Tensor], tfd.Distribution], prior: tfd.Distribution,
                   kl_estimator: str = "analytic", num_samples: int = 1,
-                  beta: float | tf.Tensor | tf.Variable = 1.0, seed: Seed = None) -> ElboTerms:
+                  beta: float | tf.Tensor | tf.Variable = 1.0, seed: Seed = None,
+                  z: tf.Tensor | None = None) -> ElboTerms:
     """Per-example negative ELBO, with analytic or Monte Carlo KL against `prior`.
 
     The same `num_samples` posterior samples feed the reconstruction term and, for Monte Carlo
@@ -151,6 +152,9 @@ def negative_elbo(x: tf.Tensor, posterior: tfd.Distribution,
       num_samples: Python `int`, posterior samples per example. Default: `1`.
       beta: Weight of the KL term (β-VAE). Default: `1.0`.
       seed: Stateless seed for the posterior samples. Default: `None`.
+      z: Posterior samples to use instead of drawing (`[batch, latent_dim]` for one sample,
+        e.g. the one the encoder's distribution layer drew, or `[S, batch, latent_dim]`);
+        `num_samples` and `seed` are then ignored. Default: `None`.
 
     Returns:
       `ElboTerms(negative_elbo, reconstruction, kl)`, each `[batch]`.
@@ -167,7 +171,8 @@ def negative_elbo(x: tf.Tensor, posterior: tfd.Distribution,
     """
     estimator = get_kl_estimator(kl_estimator)
     _check_num_samples(num_samples)
-    z = posterior.sample(num_samples, seed=stateless_seed(seed))
+    if z is None:
+        z = posterior.sample(num_samples, seed=stateless_seed(seed))
     reconstruction = reconstruction_nll(x, decoder, z)
     kl = estimator(posterior, prior, test_points=z)
     weighted_kl = tf.cast(beta, kl.dtype) * kl

@@ -241,16 +241,18 @@ class VAE(_LatentModel):
         config = self.config
         if config.objective == "iwae":
             return self._iwae_losses(x, posterior, training)
+        # With one sample, every attachment uses the sample the encoder's distribution layer
+        # drew, so the three attachments train the same model from the same weights and seed.
+        drawn = tf.convert_to_tensor(posterior) if config.num_samples == 1 else None
         if config.kl_attachment == "loss":
             terms = negative_elbo(x, posterior, lambda z: self.decoder(z, training=training),
                                   self.prior, config.kl_estimator, config.num_samples,
-                                  self.kl_weight)
+                                  self.kl_weight, z=drawn)
             reconstruction = tf.reduce_mean(terms.reconstruction)
             kl = tf.reduce_mean(terms.negative_elbo - terms.reconstruction)
         else:
             # The encoder's KL layer/regularizer has added weight * batch-mean KL to self.losses.
-            z = tf.convert_to_tensor(posterior) if config.num_samples == 1 \
-                else posterior.sample(config.num_samples)
+            z = drawn if drawn is not None else posterior.sample(config.num_samples)
             reconstruction = tf.reduce_mean(
                 reconstruction_nll(x, lambda z: self.decoder(z, training=training), z))
             kl = tf.add_n(self.encoder.losses)
