@@ -129,7 +129,8 @@ def training_study(specs: Sequence[TrainingSpec], model_config: ModelConfig,
         if key not in starts:
             starts[key] = _initial_weights(config.replace(kl_attachment="loss"), training.seed)
         result = train_run(None, config, training, initial_weights=starts[key])
-        weights = result.model.get_weights()
+        # Trainable weights only: the model's weights also hold its loss trackers' running sums.
+        weights = [w.numpy() for w in result.model.trainable_weights]
         twin = (spec.posterior, spec.kl_estimator, spec.num_samples, spec.seed_offset)
         difference = None
         if spec.kl_attachment == "loss":
