@@ -56,3 +56,52 @@ def binary_mnist():
     mnist = load_dataset("mnist")
     return (binarize(mnist.x_train[:1024], 0, "train"),
             binarize(mnist.x_test[:256], 0, "test"))
+
+
+class LatentGrid:
+    """A 2-D grid over [-9, 9]² for numerical integrals of smooth latent densities."""
+
+    def __init__(self, half_width=9.0, step=0.1):
+        axis = np.arange(-half_width, half_width + step / 2, step, dtype=np.float32)
+        self.points = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+        self.area = step * step
+
+    def integral(self, distribution):
+        """∫ p(z) dz of a distribution with batch shape [] or [1]."""
+        log_p = np.asarray(distribution.log_prob(self.points), np.float64)
+        return float(np.exp(log_p).sum() * self.area)
+
+    def kl(self, posterior, prior):
+        """∫ q log(q/p) dz for a posterior with batch shape [b]: a [b] array."""
+        log_q = np.asarray(posterior.log_prob(self.points[:, None, :]), np.float64)
+        log_p = np.asarray(prior.log_prob(self.points), np.float64)[:, None]
+        return (np.exp(log_q) * (log_q - log_p)).sum(0) * self.area
+
+
+@pytest.fixture(scope="session")
+def latent_grid():
+    return LatentGrid()
+
+
+def _grouped_kl_estimate(estimator, loc, scale, prior, seed, transform=None, groups=64,
+                         per_group=64):
+    """Mean and standard error of a KL estimator over `groups` independent sample groups.
+
+    The posterior `transform(MultivariateNormalDiag(loc, scale))` (batch `[b]`) is repeated
+    `groups` times along a new batch axis, so one call gives `groups` independent estimates.
+    """
+    import tensorflow_probability as tfp
+
+    loc = np.broadcast_to(np.asarray(loc, np.float32), (groups, *np.shape(loc)))
+    scale = np.broadcast_to(np.asarray(scale, np.float32), loc.shape)
+    posterior = tfp.distributions.MultivariateNormalDiag(loc, scale)
+    if transform is not None:
+        posterior = transform(posterior)
+    values = np.asarray(estimator(posterior, prior, num_samples=per_group, seed=(seed, 0)),
+                        np.float64)
+    return values.mean(0), values.std(0, ddof=1) / np.sqrt(groups)
+
+
+@pytest.fixture(scope="session")
+def grouped_kl_estimate():
+    return _grouped_kl_estimate
