@@ -1,344 +1,294 @@
 # %% [markdown]
 # # 5 · Choosing a KL estimator
 #
-# The KL term of the ELBO can be computed two ways. For a Gaussian posterior and a Gaussian prior there is
-# a closed form (`kl_estimator="analytic"`, tutorial 1). Otherwise it is estimated by Monte Carlo from
-# samples $z \sim q(z\mid x)$, and `tfp_vae` offers four such estimators (`tfp_vae.KL_ESTIMATORS`):
+# The KL term of the ELBO can be computed two ways. For a Gaussian posterior and a Gaussian prior there
+# is a closed form (`"analytic"`, tutorial 1). Otherwise it is estimated by Monte Carlo from samples
+# $z \sim q(z\mid x)$, and `tfp_vae` offers four such estimators (`tfp_vae.KL_ESTIMATORS`):
 #
 # | name | estimate per sample | idea |
 # |---|---|---|
 # | `mc` | $\log q(z) - \log p(z)$ | the plain log-ratio (upstream TFP's default) |
 # | `mc_entropy` | $-H[q] - \log p(z)$ | exact entropy of $q$, only the cross-entropy sampled |
-# | `mc_ratio_cv` | $(r - 1) - \log r$, $r = p(z)/q(z)$ | the log-ratio plus a control variate with mean 0 |
-# | `mc_stl` | $\log q(z) - \log p(z)$, gradient through $q$'s parameters stopped | "sticking the landing": same value, lower-variance gradient near $q = p$ |
+# | `mc_ratio_cv` | $(r - 1) - \log r$, $r = p(z)/q(z)$ | the log-ratio plus a control variate $r - 1$ with mean 0 |
+# | `mc_stl` | $\log q(z) - \log p(z)$, gradient through $q$'s parameters stopped | "sticking the landing": same value, different gradient |
 #
-# All four are unbiased; they differ in how noisy their values and gradients are, and in cost.
-# `tfp_vae.compare_kl.run_study` measures that: part 1 evaluates every estimator on Gaussian posteriors
-# with a known KL (repeated thousands of times, so bias and spread can be measured against the exact
-# value and against theory); part 2 trains the same small VAE with each choice. This notebook runs the
-# study's **quick mode** through that function, then reads its tables (CSV files) and plots (PNG files).
+# In this tutorial you measure them yourself, on posteriors whose KL is known exactly:
 #
-# Unset, the notebook runs `run_study(quick=True)` (the study's own quick mode: latent sizes 2 and 16, up
-# to 64 samples, 1000 repetitions, 8 short training runs; about a minute on 2 CPU cores). With
-# `TFP_VAE_QUICK=1` (the test suite) it shrinks the estimator grid further and skips the training runs,
-# so the cells about part 2 say so instead of showing a table.
+# 1. call each estimator many times and measure its **bias** and **spread**;
+# 2. see the spread fall as $1/\sqrt S$ with $S$ samples;
+# 3. differentiate each estimator and measure the **signal-to-noise ratio** of its gradient;
+# 4. plug an estimator into a model (`kl_estimator=` in a `ModelConfig`, `mc_estimator=` in the KL
+#    layers) and check that *where* the KL is attached does not change what is trained;
+# 5. then read the summary of the full study that ran these measurements over many more settings.
+#
+# Everything but step 4's two short training runs takes seconds. `TFP_VAE_QUICK=1` uses fewer
+# repetitions and a smaller training set. The `assert` lines state what each step should show.
 
 # %%
 import csv
-import math
 import os
-import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from IPython.display import Image, display
 
 import tfp_vae
-from tfp_vae.compare_kl import run_study
+from tfp_vae import tfd
+from tfp_vae.config import TrainingConfig
+from tfp_vae.runs import train_run
 
 QUICK = os.environ.get("TFP_VAE_QUICK") == "1"
-OPTIONS = {"quick": True, "seed": 0, "dataset": "fashion_mnist"}
-if QUICK:
-    OPTIONS.update(latent_dims=[2], sample_counts=[1, 4, 16], repetitions=200,
-                   skip_training=True)
-OUT = Path(tempfile.mkdtemp(prefix="kl_study_"))
-# The study builds one tf.function per estimator and setting; TensorFlow's "retracing" warnings
-# about that are harmless.
-tf.get_logger().setLevel("ERROR")
-print("estimators:", list(tfp_vae.KL_ESTIMATORS))
+REPETITIONS = 1000 if QUICK else 4000  # independent estimates per measurement
+LATENT_DIM = 8
+ESTIMATORS = list(tfp_vae.KL_ESTIMATORS)
+MONTE_CARLO = [name for name in ESTIMATORS if name != "analytic"]
+prior = tfp_vae.isotropic_gaussian_prior(LATENT_DIM)
+print("estimators:", ESTIMATORS)
 
 # %% [markdown]
-# ## Running the study
+# ## 1 · Bias and spread of the value
 #
-# `run_study` writes `report.md`, one CSV per measurement and the PNG plots into the output folder, and
-# returns the same rows as Python dicts. We pass `log=None` to silence its progress lines.
+# Two diagonal Gaussian posteriors in 8 dimensions, every coordinate alike:
+#
+# * **close** to the prior, $q = \mathcal N(0.1, 0.9^2)$ per coordinate: an untrained encoder, or a
+#   latent dimension the model does not use;
+# * **far** from it, $q = \mathcal N(1.5, 0.3^2)$: a narrow posterior away from the origin, the usual
+#   case in a trained VAE.
+#
+# Their KL is known exactly: $\tfrac d2(\sigma^2 + \mu^2 - 1 - \log\sigma^2)$. A posterior with batch
+# shape `[REPETITIONS]` (the same Gaussian repeated) gives that many independent one-sample estimates
+# from one call of each estimator, with a fixed seed.
 
 # %%
-result = run_study(OUT, log=None, **OPTIONS)
-print(f"study finished in {result.seconds:.0f} s; files in the report folder:")
-for path in sorted(result.output_dir.iterdir()):
-    print(f"  {path.name:<22} {path.stat().st_size:>9,} bytes")
+SETTINGS = {"close": (0.1, 0.9), "far": (1.5, 0.3)}
 
+
+def true_kl(mu, sigma):
+    return 0.5 * LATENT_DIM * (sigma**2 + mu**2 - 1 - np.log(sigma**2))
+
+
+def estimates(name, mu, sigma, num_samples=1, seed=0):
+    """REPETITIONS independent estimates, and their gradients w.r.t. the posterior's loc and scale."""
+    loc = tf.fill([REPETITIONS, LATENT_DIM], float(mu))
+    scale = tf.fill([REPETITIONS, LATENT_DIM], float(sigma))
+    with tf.GradientTape() as tape:
+        tape.watch([loc, scale])
+        posterior = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+        values = tfp_vae.get_kl_estimator(name)(posterior, prior, num_samples=num_samples,
+                                                seed=seed)
+        total = tf.reduce_sum(values)  # each repetition's gradient lands in its own row
+    grad_loc, grad_scale = tape.gradient(total, [loc, scale])
+    return values.numpy(), grad_loc.numpy(), grad_scale.numpy()
+
+
+results = {(d, n): estimates(n, *SETTINGS[d]) for d in SETTINGS for n in ESTIMATORS}
+for distance, (mu, sigma) in SETTINGS.items():
+    truth = true_kl(mu, sigma)
+    print(f"{distance}: q = N({mu}, {sigma}^2) per coordinate, exact KL {truth:.4f} nats")
+    print(f"  {'estimator':<12} {'mean ± s.e.':>18} {'bias / s.e.':>12} {'std':>8} {'std / KL':>9}")
+    for name in ESTIMATORS:
+        values = results[distance, name][0]
+        se = values.std(ddof=1) / np.sqrt(len(values))
+        z_score = f"{(values.mean() - truth) / se:12.2f}" if se > 0 else f"{'exact':>12}"
+        print(f"  {name:<12} {values.mean():9.4f} ± {se:<6.4f} {z_score} {values.std():8.4f} "
+              f"{values.std() / truth:9.3f}")
 
 # %% [markdown]
-# The tables are plain CSV. `csv.DictReader` reads them; a small helper turns numeric fields into floats
-# (the files spell booleans `True`/`False` and infinite values `inf`).
+# Reading the tables:
+#
+# * `analytic` is exact, with zero spread.
+# * `mc`, `mc_entropy` and `mc_stl` are unbiased: their means sit within a few standard errors of
+#   the truth. `mc` and `mc_stl` print the same numbers, because their *values* are the same (up to
+#   float rounding); they differ only in their gradients (section 3).
+# * **Close to the prior the value is mostly noise**: the KL is about 0.12 nats, and one sample
+#   varies by several times that. `mc_ratio_cv`'s control variate cancels much of the noise here;
+#   `mc_entropy`, whose sampled cross-entropy no longer cancels against anything, is the noisiest.
+# * **Far from the prior** the ranking flips: `mc_entropy` has the smallest spread (its exact entropy
+#   removes the noise that grows as $q$ narrows), and `mc_ratio_cv` is **off by about one nat**, many
+#   standard errors. That is not bad luck. With $\sigma^2 < \tfrac12$ the ratio $r = p/q$ has infinite
+#   variance: $\mathbb E[r] = 1$ is carried by astronomically rare, huge values that no finite run
+#   draws, so almost every draw has $r \approx 0$ and the estimate is $\approx \text{mc} - 1$. Its
+#   printed standard error describes the draws we got, not the estimator.
 
 # %%
-def read_rows(name):
-    path = OUT / name
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, newline="") as stream:
-        for row in csv.DictReader(stream):
-            parsed = {}
-            for key, value in row.items():
-                if value in ("True", "False"):
-                    parsed[key] = value == "True"
-                else:
-                    try:
-                        parsed[key] = float(value)
-                    except ValueError:
-                        parsed[key] = value
-            rows.append(parsed)
-    return rows
-
-
-estimators = read_rows("estimators.csv")
-grid = [r for r in estimators if r["block"] != "theory_1d"]
-print(f"estimators.csv: {len(estimators)} rows ({len(grid)} in the grid, "
-      f"{len(estimators) - len(grid)} in the 1-D block); columns include")
-print(" ", ", ".join(list(estimators[0])[:24]), "...")
+for distance in SETTINGS:
+    truth = true_kl(*SETTINGS[distance])
+    assert np.allclose(results[distance, "analytic"][0], truth, rtol=1e-5)
+    for name in ["mc", "mc_entropy", "mc_stl"]:
+        values = results[distance, name][0]
+        assert abs(values.mean() - truth) < 4.5 * values.std(ddof=1) / np.sqrt(len(values)), name
+    assert np.allclose(results[distance, "mc"][0], results[distance, "mc_stl"][0], rtol=1e-5,
+                       atol=1e-4)
+far = {name: results["far", name][0] for name in MONTE_CARLO}
+close = {name: results["close", name][0] for name in MONTE_CARLO}
+assert far["mc_entropy"].std() < far["mc"].std() and close["mc_entropy"].std() > close["mc"].std()
+assert close["mc_ratio_cv"].std() < close["mc"].std()
+assert far["mc_ratio_cv"].mean() < true_kl(*SETTINGS["far"]) - 0.5
 
 # %% [markdown]
-# ## 1 · Does the measurement agree with theory?
+# ## 2 · More samples: spread falls as $1/\sqrt S$
 #
-# For a 1-D Gaussian $q = \mathcal N(\mu, \sigma^2)$ against $\mathcal N(0, 1)$ the variance of every estimator has a
-# closed form, so the measured standard deviation of one-sample estimates can be checked against it.
-# Four posteriors: close to the prior, moderately away, a narrow one typical of a trained VAE
-# ($\sigma = 0.3$), and one wider than the prior.
+# Averaging $S$ independent samples divides the variance by $S$. For `mc` on the far posterior, the
+# standard deviation times $\sqrt S$ should stay constant; each is measured from its own
+# repetitions, so it carries a sampling error of its own (printed as a relative standard error).
 
 # %%
-theory = [r for r in estimators if r["block"] == "theory_1d" and r["num_samples"] == 1
-          and r["estimator"] != "analytic"]
-print(f"{'mu':>4} {'sigma':>5} {'KL':>7}  " + "  ".join(f"{n:>22}" for n in
-      ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]))
-print(f"{'':>19}" + "  ".join(f"{'std theory / measured':>22}" for _ in range(4)))
-by_case = defaultdict(dict)
-for r in theory:
-    by_case[(r["mu"], r["sigma"], r["true_kl"])][r["estimator"]] = r
-for (mu, sigma, kl), cells in by_case.items():
-    parts = []
-    for name in ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]:
-        r = cells[name]
-        theory_std = "inf" if math.isinf(r["theory_std"]) else f"{r['theory_std']:.3f}"
-        parts.append(f"{theory_std:>10} / {r['std']:<9.3f}")
-    print(f"{mu:>4g} {sigma:>5g} {kl:>7.3f}  " + "  ".join(f"{p:>22}" for p in parts))
+sample_counts = [1, 4, 16, 64]
+scaled = {}
+for num_samples in sample_counts:
+    values = estimates("mc", *SETTINGS["far"], num_samples=num_samples, seed=1)[0]
+    centred = values - values.mean()
+    relative_se = np.sqrt(np.mean(centred**4) / np.mean(centred**2) ** 2 - 1) / (
+        2 * np.sqrt(len(values)))
+    scaled[num_samples] = (values.std() * np.sqrt(num_samples), relative_se)
+    print(f"S = {num_samples:>3}: std {values.std():.4f}, std x sqrt(S) = "
+          f"{scaled[num_samples][0]:.4f} (± {relative_se:.1%})")
+first, first_se = scaled[1]
+for value, relative_se in scaled.values():
+    assert abs(np.log(value / first)) < 4.5 * np.hypot(relative_se, first_se)
 
 # %% [markdown]
-# Where the theory is finite the measured spreads match it to within about 10 % — the size of their own
-# sampling error, since these estimates are heavy-tailed (the per-cell `std_se` column has it). The
-# exceptions are all `mc_ratio_cv`, and they are the trap in it: its variance is **infinite** whenever
-# the posterior variance is below half the prior's ($\sigma^2 < 1/2$, the row with $\sigma = 0.3$), which a
-# trained VAE's posteriors almost always are, and even where it is finite its fourth moment is infinite
-# for $\sigma^2 < 3/4$ (the row with $\sigma = 0.8$), so a measured std far below theory is what one should
-# expect there. A finite run still prints a finite "std" — it measures nothing, and the study marks
-# such cells rather than trusting them.
+# A tenfold reduction of the noise costs a hundred times the samples (each one a `log_prob` of the
+# posterior and the prior per image). That is why a closed form, when there is one, wins.
 #
-# ## 2 · Bias
+# ## 3 · The gradient and its signal-to-noise ratio
 #
-# Every Monte Carlo estimator is unbiased in theory. The study reports each cell's bias in standard
-# errors (`bias_z`); with hundreds of cells, a few beyond ±2 are expected by chance, but none should be
-# far out — except where the variance is infinite.
+# Training uses the gradient of the KL with respect to the posterior's parameters, not its value.
+# `estimates` also returned, for every repetition, the gradient with respect to the 8 means and the
+# 8 standard deviations. Its signal-to-noise ratio,
+# $\mathrm{SNR} = \lVert \mathbb E\,g \rVert / \sqrt{\textstyle\sum_i \mathrm{Var}\,g_i}$, says how
+# reliable one step's direction is (above 1: mostly signal). The exact gradient is
+# $\partial\mathrm{KL}/\partial\mu_i = \mu$ and $\partial\mathrm{KL}/\partial\sigma_i = \sigma - 1/\sigma$.
 
 # %%
-print(f"{'estimator':<12} {'cells':>6} {'max |bias|/SE, finite var':>27} {'infinite-var cells':>19} "
-      f"{'their median bias/SE':>21}")
-for name in tfp_vae.KL_ESTIMATORS:
-    if name == "analytic":
-        continue
-    rows = [r for r in estimators if r["estimator"] == name]
-    finite = [abs(r["bias_z"]) for r in rows if r["variance_finite"]]
-    infinite = [r["bias_z"] for r in rows if not r["variance_finite"]]
-    median_inf = f"{np.median(infinite):.1f}" if infinite else "-"
-    print(f"{name:<12} {len(rows):>6} {max(finite):>27.2f} {len(infinite):>19} {median_inf:>21}")
-analytic = [r for r in grid if r["estimator"] == "analytic"]
-print(f"\nanalytic: largest relative error against the closed form "
-      f"{max(abs(r['rel_bias']) for r in analytic):.1e}, std {max(r['std'] for r in analytic):g}")
+def snr(gradients):
+    noise = np.sqrt(gradients.var(axis=0).sum())
+    return np.inf if noise == 0 else np.linalg.norm(gradients.mean(axis=0)) / noise
+
+
+print(f"{'':<8} {'':<12} {'mean dKL/dmu':>13} {'mean dKL/dsigma':>16} {'SNR mu':>8} {'SNR sigma':>10}")
+for distance, (mu, sigma) in SETTINGS.items():
+    print(f"{distance:<8} {'exact':<12} {mu:13.3f} {sigma - 1 / sigma:16.3f}")
+    for name in ESTIMATORS:
+        _, grad_loc, grad_scale = results[distance, name]
+        print(f"{'':<8} {name:<12} {grad_loc.mean():13.3f} {grad_scale.mean():16.3f} "
+              f"{snr(grad_loc):8.3g} {snr(grad_scale):10.3g}")
 
 # %% [markdown]
-# `mc`, `mc_entropy` and `mc_stl` show no bias beyond what chance allows. `mc_ratio_cv` is unbiased
-# too where its variance is finite, but in the infinite-variance cells its average sits many standard
-# errors *below* the truth: $\mathbb E[p/q] = 1$ is carried by rare, enormous ratios that a run of finite
-# length almost never draws. Unbiased in theory, biased in every practical run.
-#
-# ## 3 · How noisy is the value?
-#
-# The noise that matters is relative to the KL itself. The plot shows the standard deviation divided by
-# the true KL for every estimator, posterior type and distance from the prior, against the number of
-# samples $S$ (colour: distance from the prior; solid: the smallest latent size, dashed: the next;
-# grey: the $1/\sqrt S$ slope every unbiased average follows; hollow markers: infinite variance).
+# * The analytic gradient is exact: zero variance, infinite SNR.
+# * `mc` and `mc_entropy` have the *same* gradient: at a reparameterised sample $z = \mu + \sigma\epsilon$
+#   of a Gaussian, $\log q(z) = -H[q] - \tfrac12\lVert\epsilon\rVert^2 + \text{const}$, and the middle term
+#   does not depend on the parameters; so their gradients agree draw by draw (and so do their SNRs),
+#   although their values do not.
+# * **`mc_stl` has the best gradient close to the prior** and the worst far from it. It drops the
+#   score-function term $\nabla_\theta \log q_\theta(z)$, whose mean is zero: near $q = p$ that term
+#   is most of the noise (at $q = p$ the STL gradient is exactly 0). Far from the prior the score
+#   term is correlated with the path derivative and cancels part of its noise; dropping it removes
+#   that cancellation.
+# * Unbiased gradients everywhere: the mean gradients match the exact ones within their noise.
 
 # %%
-display(Image(filename=str(OUT / "relative_std.png"), width=900))
-
-
-# %%
-def median_over(rows, key, **match):
-    values = [r[key] for r in rows if all(r[k] == v for k, v in match.items())]
-    return float(np.median(values)) if values else math.nan
-
-
-print("relative std (std / KL) of one-sample estimates, median over latent sizes and posteriors")
-print(f"{'distance':<10} {'KL (median)':>11} " + " ".join(f"{n:>12}" for n in
-      ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]))
-for distance in ["close", "moderate", "far"]:
-    kl = median_over(grid, "true_kl", distance=distance, estimator="mc", num_samples=1)
-    values = [median_over(grid, "rel_std", distance=distance, estimator=n, num_samples=1)
-              for n in ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]]
-    print(f"{distance:<10} {kl:>11.3f} " + " ".join(f"{v:>12.3g}" for v in values))
+for distance, (mu, sigma) in SETTINGS.items():
+    for name in ["mc", "mc_entropy", "mc_stl"]:
+        _, grad_loc, grad_scale = results[distance, name]
+        for gradients, exact in [(grad_loc, mu), (grad_scale, sigma - 1 / sigma)]:
+            error = gradients.mean(axis=0) - exact
+            assert np.all(np.abs(error) < 4.5 * gradients.std(axis=0) / np.sqrt(REPETITIONS))
+assert snr(results["close", "mc_stl"][1]) > snr(results["close", "mc"][1])
+assert snr(results["far", "mc_stl"][1]) < snr(results["far", "mc"][1])
 
 # %% [markdown]
-# Three things to read off:
+# ## 4 · Using an estimator in a model
 #
-# * **Close to the prior the value is almost pure noise.** The KL is a few hundredths of a nat, but one
-#   sample varies by far more: relative standard deviations from about 2 (`mc_ratio_cv`) through about 7
-#   (`mc`, `mc_stl`) to over 40 (`mc_entropy`). That is the situation of an untrained VAE and of every
-#   collapsed latent dimension.
-# * **No estimator wins everywhere.** `mc_entropy` is the worst near the prior (its sampled cross-entropy
-#   does not cancel) and among the best far from it (the exact entropy removes the part of the noise that
-#   grows as $q$ narrows); `mc_ratio_cv` looks best near the prior, where its control variate cancels most
-#   of the noise, and has infinite variance far from it.
-# * **More samples help only as $1/\sqrt S$**: the lines run parallel to the grey slope, so a tenfold
-#   reduction of the noise costs a hundred times the samples.
+# The estimator is one setting, wherever the KL enters the loss:
 #
-# ## 4 · How noisy is the gradient?
+# * in a model built from a config, `ModelConfig(kl_estimator="mc_entropy", num_samples=4)`;
+# * in the KL layers of tutorial 3, `KLDivergenceAddLoss(prior, mc_estimator="mc_entropy")` or
+#   `KLDivergenceRegularizer(prior, mc_estimator=...)` (with `use_exact_kl=False`); their
+#   `test_points_fn` chooses the samples, e.g. `lambda q: q.sample(4)`.
 #
-# Training does not use the KL's value but its gradient with respect to the posterior's parameters. The
-# study reports the gradient's signal-to-noise ratio, $\lVert \mathbb E g \rVert / \sqrt{\sum \mathrm{Var}\, g}$, for the
-# `loc` and the scale parameters (above 1: the sign of a step is mostly right).
+# The layer adds the batch mean of the estimator's values, so on the far posterior it adds what
+# section 1 measured:
 
 # %%
-display(Image(filename=str(OUT / "gradient_snr.png"), width=800))
-
-# %%
-d_large = int(max(r["latent_dim"] for r in grid))
-print(f"gradient SNR with S=1, latent size {d_large}, median over posterior types")
-print(f"{'':<10} " + " ".join(f"{n:>11}" for n in ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]))
-for parameter in ["loc", "scale"]:
-    for distance in ["close", "moderate", "far"]:
-        values = [median_over(grid, f"grad_{parameter}_snr", distance=distance, estimator=n,
-                              num_samples=1, latent_dim=d_large)
-                  for n in ["mc", "mc_entropy", "mc_ratio_cv", "mc_stl"]]
-        print(f"{parameter + ' ' + distance:<14} " + " ".join(f"{v:>11.3g}" for v in values))
+far_posterior = tfd.MultivariateNormalDiag(loc=tf.fill([256, LATENT_DIM], 1.5),
+                                           scale_diag=tf.fill([256, LATENT_DIM], 0.3))
+for name in MONTE_CARLO:
+    layer = tfp_vae.KLDivergenceAddLoss(prior, mc_estimator=name,
+                                        test_points_fn=lambda q: q.sample(4, seed=(0, 5)))
+    layer(far_posterior)
+    print(f"KLDivergenceAddLoss(mc_estimator={name!r:<14}): {float(layer.losses[0]):8.4f} "
+          f"(exact {true_kl(1.5, 0.3):.4f})")
+config = tfp_vae.ModelConfig(latent_dim=LATENT_DIM, kl_estimator="mc_entropy", num_samples=4)
+print(config.to_json(indent=None))
 
 # %% [markdown]
-# `mc_stl` ("sticking the landing") has the best gradients close to the prior: dropping the score-function
-# term removes a noise source whose mean is zero, and as $q \to p$ its gradient's variance goes to 0. Far from
-# the prior it is the worst of the four, because the term it drops is no longer small. `mc_ratio_cv`'s
-# gradients are the noisiest at a moderate distance. The analytic KL's gradient is exact (SNR ∞)
-# everywhere.
-#
-# ## 5 · Cost
+# **Does it matter where the KL enters?** The same estimator can be computed in the loss function
+# (`kl_attachment="loss"`, tutorial 2), an add-loss layer or an activity regularizer (tutorial 3).
+# Tutorial 3 trained the two layers from the same start and got the same model; here the loss
+# function joins them. `train_run` trains a small model (the `tfp_course` network, a 2-D latent
+# space, binarized Fashion-MNIST) once per attachment, each from the same initial weights
+# (`initial_weights`) and the same seed, so the batches and posterior samples are the same.
+# In-memory runs (`run_dir=None`) write nothing.
 
 # %%
-largest_s = int(max(r["num_samples"] for r in grid))
-for kind in ["diag", "tril"]:
-    d = int(max(r["latent_dim"] for r in grid if r["posterior"] == kind))
-    analytic_cost = median_over(grid, "median_us_per_posterior", posterior=kind, latent_dim=d,
-                                estimator="analytic")
-    line = f"{kind}, d={d}: analytic {analytic_cost:.1f} µs per posterior (value + gradient); "
-    line += ", ".join(
-        f"mc S={s} {median_over(grid, 'median_us_per_posterior', posterior=kind, latent_dim=d, estimator='mc', num_samples=s):.1f} µs"
-        for s in (1, largest_s))
-    print(line)
+training = TrainingConfig(data="fashion_mnist", train_size=1024 if QUICK else 8192, test_size=500,
+                          epochs=2 if QUICK else 3, batch_size=64, seed=0, plots=False)
+model_config = tfp_vae.ModelConfig(latent_dim=2, network="tfp_course")
+start = tfp_vae.build_model(model_config).get_weights()
+runs = {attachment: train_run(None, model_config.replace(kl_attachment=attachment), training,
+                              initial_weights=start)
+        for attachment in ["loss", "add_loss", "regularizer"]}
+for attachment, run in runs.items():
+    losses = [round(row["loss"], 4) for row in run.history]
+    print(f"{attachment:<12} training loss per epoch {losses}, test negative ELBO "
+          f"{run.metrics['test_negative_elbo']:.4f}")
+reference = runs["loss"].metrics["test_negative_elbo"]
+gap = max(abs(run.metrics["test_negative_elbo"] - reference) for run in runs.values())
+print(f"largest difference in test negative ELBO: {gap:.2g} nats")
+assert gap < 1e-3 * reference
 
 # %% [markdown]
-# Per posterior, every estimator costs microseconds — nothing next to the encoder and decoder, which
-# take milliseconds per image. (Timings this small are noisy on a shared machine; the study's own
-# finding below quotes a single setting's timing, so its numbers can differ from these medians.) The
-# choice is about noise, not speed.
+# The three attachments train the same model, up to floating-point rounding: the choice between
+# them is about convenience (a plain `compile`/`fit` with the layers, a custom loss without), not
+# about the result. Comparing them from *different* starts would show differences of the size of
+# the seed-to-seed noise, which says nothing about the attachment.
 #
-# ## 6 · End to end: does it change the trained model?
+# ## 5 · The full study
 #
-# Part 2 trains the same small VAE (the `course` network, Fashion-MNIST, a few epochs) with the KL
-# computed each way and attached each way, then evaluates all of them with the same yardstick: the test
-# negative ELBO with the analytic KL, the IWAE bound, active units. The baseline is trained twice with
-# different seeds: that difference is the noise floor against which every other difference must be read.
+# `tfp_vae.study.run_study` (or `tfp-vae compare-kl`) runs the measurements of sections 1–3 over
+# several latent sizes, diagonal and full-covariance posteriors, three distances from the prior and
+# many sample counts, with the closed-form variance of each estimator next to the measured one, and
+# trains the same VAE with every KL choice. Its full run is committed in
+# `benchmarks/results/kl_study/`; the top of its `report.md` gives its settings and its findings:
 
 # %%
-training = read_rows("training.csv")
-if not training:
-    print("part 2 was skipped (TFP_VAE_QUICK=1): no training runs to show.")
-else:
-    baseline, repeat = training[0], training[-1]
-    floor = abs(repeat["test_negative_elbo"] - baseline["test_negative_elbo"])
-    print(f"{'run':<34} {'test -ELBO':>16} {'Δ vs base':>10} {'IWAE NLL':>9} {'KL':>6} "
-          f"{'active':>7} {'s/epoch':>8}")
-    for r in training:
-        delta = r["test_negative_elbo"] - baseline["test_negative_elbo"]
-        print(f"{r['run']:<34} {r['test_negative_elbo']:>9.2f} ± {r['test_negative_elbo_se']:<4.2f} "
-              f"{delta:>+10.2f} {r['test_iwae_nll']:>9.2f} {r['test_kl']:>6.2f} "
-              f"{int(r['active_units']):>3d}/{int(r['latent_dim'])} {r['seconds_per_epoch']:>8.1f}")
-    print(f"\nnoise floor (baseline vs the same run with seed+1): {floor:.2f} nats")
-
-# %%
-if (OUT / "training_curves.png").exists():
-    display(Image(filename=str(OUT / "training_curves.png"), width=950))
-else:
-    print("no training curves (part 2 skipped)")
+STUDY = Path("..") / "benchmarks" / "results" / "kl_study"
+report = (STUDY / "report.md").read_text()
+print(report.split("\n## ", 2)[:2][0].strip(), "\n")
+print(report.split("## Findings")[1].split("\n## ")[0].strip())
 
 # %% [markdown]
-# Before reading the differences, look at the curves: after two short epochs (32 optimiser steps on 1024
-# images) every run is still falling by tens of nats per epoch, far from the roughly 270 nats a trained
-# model reaches (tutorial 4). A run that is a fraction of an epoch ahead is many nats better. The add-loss
-# and regularizer runs agree to every digit: they add the same term with the same random stream.
-#
-# **Is one repeat enough to measure the noise floor?** The table's floor comes from a single pair of seeds.
-# Here the baseline and the add-loss attachment — the same objective, the analytic KL — are retrained
-# with four seeds each, with the quick mode's settings (the `course` network, 2-D latent, 1024 binarized
-# Fashion-MNIST images, batches of 64, 2 epochs, the same evaluation):
+# Its table of end-to-end runs (`training.csv`), test negative ELBO with its standard error over the
+# test images:
 
 # %%
-if not training:
-    print("skipped with TFP_VAE_QUICK=1 (no training runs)")
-else:
-    from tfp_vae import keras
-    from tfp_vae.evaluation import evaluate_elbo
-
-    fashion = tfp_vae.load_dataset("fashion_mnist")
-    rng = np.random.default_rng(0)  # the study's binarization for seed 0
-    x_train, x_small_test = fashion.x_train[:1024], fashion.x_test[:256]
-    x_train = (rng.random(x_train.shape, dtype=np.float32) < x_train).astype(np.float32)
-    x_small_test = (rng.random(x_small_test.shape, dtype=np.float32) < x_small_test).astype(
-        np.float32)
-    repeats = defaultdict(list)
-    for attachment in ["loss", "add_loss"]:
-        for seed in range(4):
-            keras.utils.set_random_seed(seed)
-            model = tfp_vae.build_model(tfp_vae.ModelConfig(latent_dim=2, network="course",
-                                                            kl_attachment=attachment))
-            tfp_vae.train_loop(model, tfp_vae.make_dataset(x_train, batch_size=64, seed=seed),
-                               epochs=2, optimizer=keras.optimizers.Adam(1e-3))
-            repeats[attachment].append(evaluate_elbo(model, x_small_test, batch_size=256,
-                                                     num_samples=4, seed=0)["negative_elbo"])
-    for attachment, values in repeats.items():
-        values = np.array(values)
-        print(f"kl_attachment={attachment!r:<11} test -ELBO by seed: {np.round(values, 1)}  "
-              f"mean {values.mean():.1f}, sd {values.std(ddof=1):.1f}")
-
-# %% [markdown]
-# The seed-to-seed spread is several times the single-pair floor, and the two attachments' ranges overlap:
-# in runs this short, the differences in the table — between attachments, and between the analytic and
-# the Monte Carlo KL — are within what changing the seed does, and are not evidence that one choice
-# trains better. (The study's automatic findings below compare against the one-pair floor, so they can
-# call such differences significant; read them with this in mind.) Tutorial 3 showed, on a longer run,
-# that the attachments train the same objective. The full study (`run_study(quick=False)`, or
-# `tfp-vae compare-kl`) trains longer and on more data, where a systematic difference has a chance to rise
-# above the noise.
-#
-# ## The study's own findings
-#
-# `run_study` also condenses its measurements into sentences (the top of `report.md`):
-
-# %%
-for finding in result.findings:
-    print("•", finding)
+with open(STUDY / "training.csv", newline="") as stream:
+    for row in csv.DictReader(stream):
+        print(f"{row['run']:<34} {float(row['test_negative_elbo']):8.2f} "
+              f"± {float(row['test_negative_elbo_se']):.2f}")
 
 # %% [markdown]
 # ## Summary
 #
-# * **Gaussian posterior, Gaussian prior: use `kl_estimator="analytic"`.** It is exact, has zero variance
-#   and an exact gradient, and costs no more than one Monte Carlo sample.
-# * When there is no closed form (other priors or posteriors), every Monte Carlo estimator is unbiased,
-#   but their noise differs by orders of magnitude depending on how far $q$ is from $p$; near the prior the
-#   one-sample KL is mostly noise.
-# * `mc_stl` gives the cleanest gradients near the prior; `mc_entropy` the cleanest values far from it;
-#   `mc_ratio_cv` has infinite variance for any posterior narrower than $1/\sqrt 2$ of the prior — avoid it
-#   for trained VAEs.
-# * Judge end-to-end differences against a seed-to-seed noise floor measured with several seeds: in the
-#   quick mode's short runs, one repeat underestimates it several times over, and the differences between
-#   estimators and attachments fall within it.
+# * **Gaussian posterior, Gaussian prior: use `kl_estimator="analytic"`.** It is exact, has zero
+#   variance and an exact gradient, and costs no more than one Monte Carlo sample.
+# * Without a closed form (other priors or posteriors), the Monte Carlo estimators are unbiased
+#   where their variance is finite, but their noise differs by orders of magnitude depending on how
+#   far $q$ is from $p$; near the prior the one-sample KL is mostly noise. More samples help only as
+#   $1/\sqrt S$.
+# * `mc_stl` gives the cleanest gradients near the prior; `mc_entropy` the cleanest values far from
+#   it; `mc_ratio_cv` has infinite variance for any posterior with a variance below half the
+#   prior's, and then in practice lands about one nat below the truth: avoid it for trained VAEs.
+# * The estimator is `ModelConfig(kl_estimator=...)` or the layers' `mc_estimator=`; the attachment
+#   (loss function, add-loss layer, regularizer) does not change the trained model.
