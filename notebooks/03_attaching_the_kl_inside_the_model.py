@@ -437,14 +437,16 @@ assert scales.min() >= 1e-3 * (1 - 1e-5)
 # %% [markdown]
 # Three honest remarks:
 #
-# * **The loss goes negative.** A Normal likelihood is a *density*: a background pixel predicted as
-#   0 with a standard deviation of 0.001 has $\log p = -\log(0.001\sqrt{2\pi}) \approx 5.9$ nats,
-#   and most of Fashion-MNIST's pixels are such black background. The number is not comparable with
-#   the Bernoulli model's (different data, and a density is not a probability); comparing them
-#   needs a discretised likelihood.
-# * **The optimiser earns most of its loss on the background**, by shrinking those pixels' standard
-#   deviations, not on the garment's shape. `tfp_vae.IndependentNormal` floors the scale at $10^{-3}$;
-#   upstream's bare softplus lets it collapse to 0 on constant pixels and turns the loss into NaN.
+# * **The loss goes negative.** A Normal likelihood is a *density*: a pixel predicted exactly with a
+#   standard deviation of 0.01 has $\log p = -\log(0.01\sqrt{2\pi}) \approx 3.7$ nats, and most of
+#   Fashion-MNIST's pixels are near-constant black background, which the decoder predicts with small
+#   standard deviations (the bottom row: the background is pale, the garment's edges dark). The
+#   number is not comparable with the Bernoulli model's (different data, and a density is not a
+#   probability); comparing them needs a discretised likelihood.
+# * **Much of that loss can be earned on the background**, by shrinking those pixels' standard
+#   deviations, without modelling the garment's shape any better. `tfp_vae.IndependentNormal` floors
+#   the scale at $10^{-3}$; upstream's bare softplus lets it collapse to 0 on constant pixels and
+#   turns the loss into NaN.
 # * **Its samples are noisy**: $p(x\mid z)$ adds independent Gaussian noise to every pixel, so one
 #   shows the mean, as with the Bernoulli decoder.
 

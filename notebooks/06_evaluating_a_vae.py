@@ -59,8 +59,8 @@ training = TrainingConfig(data="mnist", binarization="dynamic", train_size=N_TRA
                           test_size=N_TEST, epochs=EPOCHS, batch_size=128, seed=0, plots=False)
 config = tfp_vae.ModelConfig(latent_dim=16, network="mlp")
 x_test = load_splits("mnist", train_size=N_TRAIN, test_size=N_TEST, seed=training.seed).x_test
-start = tfp_vae.build_model(config).get_weights()  # initial weights, reused below
-run = train_run(None, config, training, initial_weights=start)
+initial_weights = tfp_vae.build_model(config).get_weights()  # reused below
+run = train_run(None, config, training, initial_weights=initial_weights)
 vae = run.model
 print(f"trained in {sum(row['seconds'] for row in run.history):.0f} s; training loss per epoch:",
       [round(row["loss"], 1) for row in run.history])
@@ -229,7 +229,7 @@ warmup_epochs = EPOCHS // 2
 schedule = tfp_vae.linear_kl_warmup(warmup_epochs)
 print("KL weight by epoch:", [round(schedule(epoch), 3) for epoch in range(EPOCHS)])
 run_warmup = train_run(None, config, training.replace(warmup_epochs=warmup_epochs),
-                       initial_weights=start)
+                       initial_weights=initial_weights)
 print("kl_weight the runs trained with:", [round(row["kl_weight"], 3) for row in run_warmup.history])
 units_warmup = active_units(run_warmup.model, x_test)
 elbo_warmup = evaluate_elbo(run_warmup.model, x_test)
