@@ -83,7 +83,7 @@ def _mean_and_standard_error(values: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
-                  num_samples: int = 1, kl_estimator: str = "analytic", seed: int = 0
+                  num_samples: int = 1, kl_estimator: str | None = None, seed: int = 0
                   ) -> dict[str, float]:
     """Mean negative ELBO of `images`, split into reconstruction and KL, in nats and bits/dim.
 
@@ -96,7 +96,9 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
       batch_size: Python `int`, images per call. Default: `500`.
       num_samples: Python `int`, posterior samples per image for the reconstruction term.
         Default: `1`.
-      kl_estimator: KL estimator name (`tfp_vae.kl.KL_ESTIMATORS`). Default: `'analytic'`.
+      kl_estimator: KL estimator name (`tfp_vae.kl.KL_ESTIMATORS`); `None` means `'analytic'`
+        where a closed form exists (Gaussian prior and posterior), else the model's own Monte
+        Carlo estimator (learnable priors, flow posteriors). Default: `None`.
       seed: Python `int`, stateless seed of the posterior samples. Default: `0`.
 
     Returns:
@@ -115,6 +117,9 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
     """
     if not isinstance(model, VAE):
         raise TypeError(f"evaluate_elbo needs a tfp_vae VAE, got {type(model).__name__}.")
+    if kl_estimator is None:
+        closed_form = model.config.prior == "gaussian" and not model.config.posterior_flow
+        kl_estimator = "analytic" if closed_form else model.config.kl_estimator
 
     def elbo_terms(x, seed):
         return negative_elbo(x, model.encoder(x), model.decoder, model.prior, kl_estimator,
