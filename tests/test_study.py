@@ -189,19 +189,20 @@ def test_add_loss_layer_and_regularizer_train_identically(study):
     np.testing.assert_allclose(add_loss.test_negative_elbo,
                                regularizer.test_negative_elbo, rtol=1e-4)
     # Same initial weights and batches: every attachment trains the same model, up to float32
-    # round-off (trained weights are O(0.1); a different model differs by O(0.01) or more).
+    # round-off (trained weights are O(0.1); drawing other posterior samples moves them by
+    # O(0.01), as the loss function did when it drew its own sample).
     assert loss.weights_max_abs_difference is None
     for row in (add_loss, regularizer):
-        assert row.weights_max_abs_difference < 1e-4, row
+        assert row.weights_max_abs_difference < 1e-5, row
         assert abs(row.test_negative_elbo - loss.test_negative_elbo) < 1e-3, row
     other_seed = by[("diag", "loss", "analytic", 1, 1)]
     assert abs(other_seed.test_negative_elbo - loss.test_negative_elbo) > 1e-3
-    assert "the final weights differ by at most" in study.report_path.read_text()
+    assert "the largest difference in any final weight is" in study.report_path.read_text()
 
 
 def test_seed_reproduces_part_one(tmp_path):
     options = {"quick": True, "latent_dims": (2,), "sample_counts": (1, 4),
-               "repetitions": 200, "skip_training": True, "log": None}
+               "repetitions": 100, "skip_training": True, "log": None}
     first = run_study(tmp_path / "a", seed=3, **options).estimator_rows
     second = run_study(tmp_path / "b", seed=3, **options).estimator_rows
     for key in ("estimate_mean", "std", "grad_loc_snr", "grad_scale_snr"):

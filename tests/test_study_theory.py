@@ -59,7 +59,8 @@ def test_true_gradients_match_finite_differences(kind):
         step = np.eye(3)[i] * h
         np.testing.assert_allclose(grad_loc[i], (_kl(loc + step, tril) - _kl(loc - step, tril))
                                    / (2 * h), atol=1e-6)
-    entries = [(i, i) for i in range(3)] if kind == "diag" else list(zip(*np.tril_indices(3)))
+    rows, columns = np.diag_indices(3) if kind == "diag" else np.tril_indices(3)
+    entries = list(zip(rows, columns, strict=True))
     for i, j in entries:
         step = np.zeros((3, 3))
         step[i, j] = h

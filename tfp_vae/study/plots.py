@@ -32,6 +32,23 @@ def _grid_rows(rows: Sequence[EstimatorRow]) -> list[EstimatorRow]:
     return [r for r in rows if r.block == "grid"]
 
 
+def _series(rows: Sequence[EstimatorRow], **match) -> list[EstimatorRow]:
+    """The rows whose attributes equal `match`, by ascending sample count."""
+    return sorted((r for r in rows if all(getattr(r, k) == v for k, v in match.items())),
+                  key=lambda r: r.num_samples)
+
+
+def _log_log_panel(ax, title: str, last_row: bool, first_column: bool, ylabel: str) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    if last_row:
+        ax.set_xlabel("samples S")
+    if first_column:
+        ax.set_ylabel(ylabel)
+
+
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     figure.savefig(path, dpi=110)
@@ -64,9 +81,8 @@ def plot_relative_std(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
             ax = axes[i][j]
             for distance, color in _DISTANCE_COLORS.items():
                 for dim, style in zip(dims, _DIM_STYLES, strict=False):
-                    sel = sorted((r for r in rows if r.posterior == kind
-                                  and r.estimator == name and r.distance == distance
-                                  and r.latent_dim == dim), key=lambda r: r.num_samples)
+                    sel = _series(rows, posterior=kind, estimator=name, distance=distance,
+                                  latent_dim=dim)
                     if not sel:
                         continue
                     s = np.array([r.num_samples for r in sel], float)
@@ -75,19 +91,12 @@ def plot_relative_std(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
                     ax.plot(s, y, style, color=color, marker="o", ms=3,
                             mfc=color if finite else "white",
                             label=f"{distance}, d={dim}" if (i, j) == (0, 0) else None)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            sel = [r for r in rows if r.posterior == kind and r.estimator == name]
+            sel = _series(rows, posterior=kind, estimator=name)
             if sel:
                 s = np.array(sorted({r.num_samples for r in sel}), float)
                 top = max(r.rel_std for r in sel if r.num_samples == s[0])
                 ax.plot(s, top * np.sqrt(s[0] / s), color="0.6", lw=3, alpha=0.5, zorder=0)
-            ax.set_title(f"{name} · {kind}", fontsize=9)
-            ax.grid(True, which="both", alpha=0.3)
-            if i == len(kinds) - 1:
-                ax.set_xlabel("samples S")
-            if j == 0:
-                ax.set_ylabel("std / KL")
+            _log_log_panel(ax, f"{name} · {kind}", i == len(kinds) - 1, j == 0, "std / KL")
     fig.legend(loc="lower center", ncol=len(_DISTANCE_COLORS) * len(dims), fontsize=7,
                frameon=False)
     fig.suptitle("Relative std of KL estimators (grey: 1/√S slope; hollow: infinite variance)",
@@ -104,11 +113,11 @@ def plot_gradient_snr(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
     gradient (infinite SNR) and is not drawn.
 
     Args:
-      rows: Estimator-level rows of the study (`estimators.csv`).
-      path: Output PNG path.
+      rows: Part-1 `EstimatorRow`s (only the grid block is drawn).
+      path: Where to write the PNG.
 
     Returns:
-      The path written.
+      `path`, as a `Path`.
     """
     rows = _grid_rows(rows)
     kinds = sorted({r.posterior for r in rows})
@@ -123,9 +132,8 @@ def plot_gradient_snr(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
             for name, color in _ESTIMATOR_COLORS.items():
                 if name == "analytic":
                     continue
-                sel = sorted((r for r in rows if r.posterior == kind and r.estimator == name
-                              and r.distance == distance and r.latent_dim == dim),
-                             key=lambda r: r.num_samples)
+                sel = _series(rows, posterior=kind, estimator=name, distance=distance,
+                              latent_dim=dim)
                 if not sel:
                     continue
                 s = np.array([r.num_samples for r in sel], float)
@@ -133,14 +141,8 @@ def plot_gradient_snr(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
                 marker, width, size = _ESTIMATOR_MARKERS[name]
                 ax.plot(s, y, "-", marker=marker, lw=width, ms=size, color=color, alpha=0.85,
                         label=name if (i, j) == (0, 0) else None)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.set_title(f"{param} · {kind} · {distance}", fontsize=9)
-            if i == len(panels) - 1:
-                ax.set_xlabel("samples S")
-            if j == 0:
-                ax.set_ylabel("gradient SNR")
+            _log_log_panel(ax, f"{param} · {kind} · {distance}", i == len(panels) - 1, j == 0,
+                           "gradient SNR")
     fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"Gradient SNR ‖E g‖ / √(Σ Var g), latent size {dim}", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
