@@ -254,7 +254,8 @@ assert np.allclose([row["kl_weight"] for row in run_warmup.history],
 # encoder; the IWAE bound at large $k$ is closer to the model's own $\log p(x)$.
 
 # %%
-run_tril = train_run(None, config.replace(posterior="tril"), training)  # its own initial weights
+# Its own initial weights; XLA cannot compile the TriL scale's gradient, so no jit_compile here.
+run_tril = train_run(None, config.replace(posterior="tril"), training.replace(jit_compile=False))
 k_compare = KS[-2]
 comparison = {}
 for name, model in [("diag", vae), ("tril", run_tril.model)]:
@@ -322,14 +323,16 @@ comparisons = {
 print(f"{'max |saved - other|':<28} {'loaded model':>14} {'fresh model':>13}")
 for name, compute in comparisons.items():
     saved = compute(vae)
-    print(f"{name:<28} {max_difference(saved, compute(loaded)):>14.3g} "
-          f"{max_difference(saved, compute(fresh)):>13.3g}")
-    assert max_difference(saved, compute(loaded)) == 0 < max_difference(saved, compute(fresh))
+    loaded_difference, fresh_difference = (max_difference(saved, compute(m)) for m in (loaded, fresh))
+    print(f"{name:<28} {loaded_difference:>14.3g} {fresh_difference:>13.3g}")
+    assert loaded_difference <= 1e-6 * np.max(np.abs(saved)) and fresh_difference > 1e-3
 
 # %% [markdown]
-# Every difference for the loaded model is exactly 0: same weights, same config, and the stateless seeds of
-# `sample`, `evaluate_elbo` and `iwae_log_likelihood` make even the random parts repeat. The fresh model
-# differs everywhere, so the comparison would have caught a failed load. (What is *not* saved: the
+# The loaded model's posteriors, decodings and prior samples are identical to the saved one's: same
+# weights, same config, and the stateless seed of `sample` makes even the random draws repeat. The
+# two evaluations (also seeded) agree to float32 rounding, at most a few units in the 7th significant
+# digit: a sum over thousands of numbers on a multi-threaded CPU is not always added in the same
+# order. The fresh model differs everywhere, so the comparison would have caught a failed load. (What is *not* saved: the
 # optimizer's state. To resume training, use the checkpoints that `tfp-vae train` writes.)
 #
 # ## Summary
