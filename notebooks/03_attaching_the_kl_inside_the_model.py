@@ -206,8 +206,8 @@ for axis in [None, (), 0]:
 # * **`use_exact_kl=True` in the add-loss layer gives the batch *sum*** — 8 times the mean here, 128
 #   times with a batch of 128 — while the Monte Carlo default gives the batch *mean*. Flipping one
 #   boolean silently changes the KL weight by the batch size.
-# * **`test_points_reduce_axis` rescales the term**: `()` sums over 64 samples and the batch (thousands
-#   of nats), `0` averages the samples and sums the batch, `None` averages everything — and the
+# * **`test_points_reduce_axis` rescales the term**: `()` sums over 64 samples and the batch (about 2000
+#   nats here), `0` averages the samples and sums the batch, `None` averages everything — and the
 #   regularizer, which Keras divides by the batch size, is then 8 times too small *and* doubled.
 #
 # `tfp_vae` adds one term, the batch-mean KL, in every row; the Monte Carlo rows differ from the exact
