@@ -345,7 +345,8 @@ def _train(args: argparse.Namespace) -> int:
     training_given = given["training"]
     if args.resume:
         out = Path(args.out or "runs/fashion-mnist-vae")
-        result = train_run(out, resume=True, changes={**given["model"], **training_given},
+        result = train_run(out, resume=True, overwrite=args.overwrite,
+                           changes={**given["model"], **training_given},
                            verbose=args.verbose, log=_print)
     else:
         training = TrainingConfig(**training_given)

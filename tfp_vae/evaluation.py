@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterator
 import numpy as np
 
 from tfp_vae.backend import tf
+from tfp_vae.data import check_images
 from tfp_vae.losses import log_importance_weights, negative_elbo, reconstruction_nll
 from tfp_vae.models import VAE, Autoencoder
 from tfp_vae.seeds import fold_in
@@ -65,13 +66,14 @@ def nats_to_bits_per_dim(nats: float, input_shape: tuple[int, ...]) -> float:
     return float(nats) / (int(np.prod(input_shape)) * math.log(2.0))
 
 
-def _batches(images: np.ndarray, batch_size: int) -> Iterator[tf.Tensor]:
+def _batches(images: np.ndarray, batch_size: int, model: VAE | Autoencoder,
+             targets: bool = True) -> Iterator[tf.Tensor]:
+    """Batches of `images` after `check_images`: shape `[n] + model.config.input_shape`,
+    finite pixels in [0, 1], and, where they are `targets` of a Bernoulli likelihood, 0/1."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(f"images must be a non-empty [n, height, width, channels] array, got "
-                         f"shape {images.shape}.")
+    images = check_images(images, input_shape=model.config.input_shape,
+                          binary=targets and model.config.likelihood == "bernoulli")
     for start in range(0, len(images), batch_size):
         yield tf.constant(images[start:start + batch_size])
 
@@ -107,7 +109,8 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
 
     Raises:
       TypeError: If `model` is not a `VAE`.
-      ValueError: If `images` or `batch_size` is invalid.
+      ValueError: If `batch_size` is invalid, or `images` are not `[n] + input_shape`, have
+        NaN pixels or pixels outside [0, 1], or grey levels under a Bernoulli likelihood.
 
     #### Examples
 
@@ -128,7 +131,7 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
     terms = _compiled(model, ("elbo", kl_estimator, num_samples), elbo_terms)
 
     parts: dict[str, list[np.ndarray]] = {"negative_elbo": [], "reconstruction": [], "kl": []}
-    for index, x in enumerate(_batches(images, batch_size)):
+    for index, x in enumerate(_batches(images, batch_size, model)):
         result = terms(x, fold_in(seed, index))
         for name in parts:
             parts[name].append(getattr(result, name).numpy())
@@ -172,7 +175,8 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
 
     Raises:
       TypeError: If `model` is not a `VAE`.
-      ValueError: If `num_samples`, `batch_size`, `max_decoded` or `images` is invalid.
+      ValueError: If `num_samples`, `batch_size` or `max_decoded` is invalid, or `images` are
+        not `[n] + input_shape`, not finite in [0, 1], or not 0/1 under a Bernoulli likelihood.
 
     #### Examples
 
@@ -194,7 +198,7 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
     log_weights = _compiled(model, "iwae", iwae_log_weights)
 
     per_image = []
-    for index, x in enumerate(_batches(images, batch_size)):
+    for index, x in enumerate(_batches(images, batch_size, model)):
         batch = int(x.shape[0])
         chunk = max(1, min(num_samples, max_decoded // batch))
         weights, drawn, chunk_index = [], 0, 0
@@ -237,7 +241,8 @@ def posterior_means(model: VAE | Autoencoder, images: np.ndarray, batch_size: in
         return model.encoder(x).mean() if isinstance(model, VAE) else model.encoder(x)
 
     encode = _compiled(model, "posterior_means", posterior_mean)
-    return np.concatenate([encode(x).numpy() for x in _batches(images, batch_size)])
+    return np.concatenate([encode(x).numpy()
+                           for x in _batches(images, batch_size, model, targets=False)])
 
 
 def active_units(model: VAE | Autoencoder, images: np.ndarray, batch_size: int = 500,
@@ -257,7 +262,8 @@ def active_units(model: VAE | Autoencoder, images: np.ndarray, batch_size: int =
       per-dimension variance, a list).
 
     Raises:
-      ValueError: If fewer than 2 images are given.
+      ValueError: If fewer than 2 images are given, or they are not `[n] + input_shape` or not
+        finite in [0, 1].
 
     #### Examples
 
@@ -310,7 +316,7 @@ def evaluate_model(model: VAE | Autoencoder, images: np.ndarray, iwae_samples: i
             return reconstruction_nll(x, model.decoder, model.encoder(x))
 
         nll = _compiled(model, "reconstruction_nll", autoencoder_nll)
-        values = np.concatenate([nll(x).numpy() for x in _batches(images, batch_size)])
+        values = np.concatenate([nll(x).numpy() for x in _batches(images, batch_size, model)])
         mean, error = _mean_and_standard_error(values)
         result.update({"reconstruction": mean, "reconstruction_standard_error": error,
                        "reconstruction_bits_per_dim": nats_to_bits_per_dim(

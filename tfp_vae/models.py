@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from tfp_vae.backend import check_tf_keras, keras, tf, tfd
 from tfp_vae.config import ModelConfig
+from tfp_vae.data import check_images
 from tfp_vae.heads import (
     likelihood_head,
     params_per_pixel,
@@ -140,6 +143,51 @@ class _LatentModel(keras.Model):
 
     def test_step(self, data):
         return self._record(self.compute_losses(_features(data), training=False))
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras `fit`, after cheap checks of the images (see `check_input`)."""
+        self.check_input(x, "training images")
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            self.check_input(_features(validation), "validation images")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras `evaluate`, after cheap checks of the images (see `check_input`)."""
+        self.check_input(x, "images")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def check_input(self, data, name: str = "images") -> None:
+        """Cheap checks of what `fit` / `evaluate` get, before TensorFlow sees it.
+
+        NumPy arrays and tensors go through `tfp_vae.data.check_images` (shape
+        `[n] + config.input_shape`, finite pixels in [0, 1], and 0/1 pixels under a Bernoulli
+        likelihood); a `tf.data.Dataset` has its element shape compared with `input_shape`.
+        Other inputs are left to Keras.
+
+        Args:
+          data: The `x` of `fit` / `evaluate` (or the images of `validation_data`).
+          name: What to call the images in an error. Default: `'images'`.
+
+        Raises:
+          ValueError: One sentence on the first problem found.
+        """
+        expected = tuple(self.config.input_shape)
+        if isinstance(data, (np.ndarray, tf.Tensor)):
+            check_images(np.asarray(data), name, binary=self.config.likelihood == "bernoulli",
+                         input_shape=expected)
+        elif isinstance(data, tf.data.Dataset):
+            spec = _features(data.element_spec)
+            if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None:
+                return
+            shape = tuple(spec.shape.as_list())
+            if len(shape) == len(expected) + 1 and all(
+                    d is None or d == e for d, e in zip(shape[1:], expected, strict=True)):
+                return
+            hint = ("batch the dataset (e.g. dataset.batch(128))" if shape == expected else
+                    f"resize the images or build the model with input_shape={shape[1:]}")
+            raise ValueError(f"The {name} of the dataset have shape {shape} but the model "
+                             f"expects batches of shape {(None, *expected)}; {hint}.")
 
     def decode(self, z: tf.Tensor) -> tfd.Distribution:
         """The likelihood `p(x|z)` for latents `z` of shape `[n, latent_dim]`."""

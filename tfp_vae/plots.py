@@ -35,8 +35,12 @@ _DPI = 100
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write the figure to {path}: it is a directory; pass a "
+                                f"file path such as {path / 'figure.png'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+    # An explicit format: matplotlib would otherwise write `PATH.png` for a PATH without one.
+    figure.savefig(path, dpi=_DPI, bbox_inches="tight", format=path.suffix[1:].lower() or "png")
     return path
 
 

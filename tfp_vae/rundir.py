@@ -33,7 +33,7 @@ import numpy as np
 
 from tfp_vae.backend import keras
 from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
-from tfp_vae.data import load_splits
+from tfp_vae.data import DataSplits, load_splits
 from tfp_vae.io import CONFIG_FILE, load_checkpoint, load_model, read_metadata
 from tfp_vae.models import VAE, Autoencoder
 
@@ -276,9 +276,7 @@ class RunDir:
         Raises:
           ValueError: If the run is not complete (its metrics could be stale or missing).
         """
-        if not self.is_complete:
-            raise ValueError(f"{self.path} is not a finished run (no {self.COMPLETE_FILE} "
-                             "marker); resume it with --resume.")
+        self.require_complete()
         return json.loads(self.metrics_file.read_text())
 
     def load_model(self) -> VAE | Autoencoder:
@@ -287,10 +285,19 @@ class RunDir:
         Raises:
           ValueError: If the run is not complete, or its model directory is damaged.
         """
-        if not self.is_complete:
-            raise ValueError(f"{self.path} is not a finished run (no {self.COMPLETE_FILE} "
-                             "marker), so it has no final model; resume it with --resume.")
+        self.require_complete()
         return load_model(self.model_dir)
+
+    def require_complete(self) -> None:
+        """Refuses an unfinished run: its results may be stale, partial or missing.
+
+        Raises:
+          ValueError: If the run has no `COMPLETE` marker (one sentence saying how to finish it).
+        """
+        if not self.is_complete:
+            raise ValueError(f"{self.path} is an unfinished run (no {self.COMPLETE_FILE} "
+                             "marker); finish it with `tfp-vae train --resume --out "
+                             f"{self.path}`.")
 
     def mark_complete(self, summary: Mapping[str, Any]) -> None:
         """Writes the `COMPLETE` marker, last and atomically."""
@@ -400,7 +407,8 @@ class RunDir:
         for candidate in self._checkpoint_candidates():
             try:
                 model, optimizer, state = load_checkpoint(candidate, optimizer_fn)
-            except (ValueError, OSError) as error:
+            except (ValueError, OSError, IndexError) as error:
+                # A truncated checkpoint file makes TensorFlow's reader raise IndexError.
                 skipped.append(f"{candidate.name} ({str(error).splitlines()[0]})")
                 continue
             if skipped or candidate.name != named:
@@ -501,10 +509,7 @@ def saved_run(path: str | os.PathLike) -> tuple[Path, RunDir | None, TrainingCon
     for candidate in (path, path.parent):
         run = RunDir(candidate)
         if run.exists and (candidate == path or path == run.model_dir):
-            if not run.is_complete:
-                raise ValueError(f"{run.path} is an unfinished run (no {run.COMPLETE_FILE} "
-                                 "marker); finish it with `tfp-vae train --resume --out "
-                                 f"{run.path}`.")
+            run.require_complete()
             return run.model_dir, run, run.training_config
     if (path / CONFIG_FILE).is_file():
         training = read_metadata(path).get("training", {})
@@ -533,16 +538,27 @@ def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None
       `(images, labels, class_names)`.
 
     Raises:
-      ValueError: If the range holds no image.
+      ValueError: If `offset` is beyond the test images (a range running past their end is
+        cut short).
     """
     stop = None if test_size is None else offset + test_size
-    splits = load_splits(training.data, data_dir or training.data_dir, test_size=stop,
-                         binarization=training.binarization, seed=training.seed,
-                         image_size=training.image_size)
+
+    def splits_until(stop: int | None) -> DataSplits:
+        return load_splits(training.data, data_dir or training.data_dir, test_size=stop,
+                           binarization=training.binarization, seed=training.seed,
+                           image_size=training.image_size)
+
+    try:
+        splits = splits_until(stop)
+    except ValueError:
+        if stop is None:
+            raise
+        splits = splits_until(None)  # fewer test images than asked for: the range is cut
     changed = run.data_changed(splits.sha256) if run is not None else None
     if changed and log is not None:
         log(changed)
     images, labels = splits.x_test[offset:stop], splits.y_test[offset:stop]
     if len(images) == 0:
-        raise ValueError(f"No test images in the range starting at {offset}.")
+        raise ValueError(f"--offset {offset} is beyond the {len(splits.x_test)} test images of "
+                         f"{splits.name}; use an offset below {len(splits.x_test)}.")
     return images, labels, splits.class_names

@@ -245,7 +245,9 @@ def _check_outputs_writable(path: Path) -> None:
     probe = path if path.exists() else path.parent
     while not probe.exists():
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if probe == path and not probe.is_dir():
+        raise ValueError(f"--out {path} is a file; choose a directory path.")
+    if not probe.is_dir():
         raise ValueError(f"--out {path} is inside the file {probe}; choose a directory path.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"Cannot write to {probe} (permission denied); choose a writable --out.")
