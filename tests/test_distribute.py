@@ -1,4 +1,5 @@
-"""tf.distribute: MirroredStrategy on two logical CPU devices matches one device."""
+"""tf.distribute: MirroredStrategy (two logical CPUs) and MultiWorkerMirroredStrategy (two localhost
+workers) train like one device."""
 
 import json
 import socket
