@@ -169,10 +169,10 @@ plt.show()
 #
 # * $\mathcal L_1$ is a one-sample ELBO: it agrees with `evaluate_elbo` up to the noise of that sample (the
 #   analytic KL removes part of it).
-# * The cost is linear in $k$. At small $k$ the time is mostly fixed overhead (tracing the `tf.function`,
-#   one call per batch); at large $k$ it settles to a fixed time per decoded code, so $k = 1000$ on the
-#   full test set would take `N_test / N_IWAE` times the last row's time: plan for it, or use a subset
-#   as here.
+# * The cost grows with $k$: $k$ decoder passes per image. The time *per decoded code* falls as $k$
+#   grows, because fixed overhead (tracing the `tf.function`, one call per batch) dominates small $k$
+#   and large $k$ fills the decoder's batches; $k = 1000$ on the full test set would take about
+#   `N_test / N_IWAE` times the last row's time: plan for it, or use a subset as here.
 #
 # ## 3 · Active units
 #
@@ -206,13 +206,14 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The dimensions fall into two groups, far apart on the log scale: active ones with a variance of
-# order 1 (the prior's own), and collapsed ones orders of magnitude below the threshold (the
-# printout gives the margin), so the count does not hinge on the exact value 0.01. The collapsed
-# dimensions are the KL term at work: every dimension costs nats unless it carries information worth
-# more than that, and a 16-D code is more than this model uses. Fewer active units than latent
-# dimensions is normal; *all* units inactive (the posterior ignoring the input) is the failure called
-# posterior collapse.
+# This model uses all 16 dimensions: most have a variance near 1 (the prior's own), and the least
+# used ones are lower but still above the threshold (the printout lists them all). A dimension
+# collapses when the information it could carry is worth less to the reconstruction than the nats
+# the KL charges for it; models with more latent dimensions, or a decoder strong enough to model the
+# image without them, often leave several dimensions collapsed (orders of magnitude below 0.01, so
+# the count does not hinge on the exact threshold). Fewer active units than latent dimensions is
+# normal; *all* units inactive (the posterior ignoring the input) is the failure called posterior
+# collapse.
 #
 # ### KL warm-up
 #
@@ -243,7 +244,11 @@ assert np.allclose([row["kl_weight"] for row in run_warmup.history],
                    [schedule(epoch) for epoch in range(EPOCHS)])
 
 # %% [markdown]
-# WARMUP_RESULT_TEXT
+# The scheduler did what it was asked (the two printed weight lists agree), but warm-up changed
+# nothing that matters here: both runs use all 16 dimensions, and their test negative ELBOs agree
+# within their standard errors. (The warm-up run's codes carry slightly more KL, paid back in
+# reconstruction.) Warm-up earns its keep when dimensions collapse early in training, which this
+# model, with every dimension active, does not do: measure active units before reaching for it.
 #
 # ## 4 · Diagonal or full-covariance posterior?
 #
@@ -276,7 +281,12 @@ for name, (elbo_values, iwae_values) in comparison.items():
     assert (iwae_values - elbo_values).mean() > 0, name  # the IWAE bound is the tighter one
 
 # %% [markdown]
-# TRIL_RESULT_TEXT
+# The full-covariance posterior is **not** automatically better. Trained for the same epochs, this
+# TriL model is worse on both bounds, by about the same amount: the *model* it learned is worse (its
+# 136 scale parameters per image are more to learn from the same data), not merely its encoder.
+# Its ELBO-to-IWAE gap is a little smaller than the diagonal model's: for the model it has, its
+# posterior is closer to the true one, which is what a more flexible $q$ buys. Judge a posterior
+# family by both numbers, on the same images, image by image.
 #
 # ## 5 · Saving and loading
 #
@@ -330,9 +340,8 @@ for name, compute in comparisons.items():
 # %% [markdown]
 # The loaded model's posteriors, decodings and prior samples are identical to the saved one's: same
 # weights, same config, and the stateless seed of `sample` makes even the random draws repeat. The
-# two evaluations (also seeded) agree to float32 rounding, at most a few units in the 7th significant
-# digit: a sum over thousands of numbers on a multi-threaded CPU is not always added in the same
-# order. The fresh model differs everywhere, so the comparison would have caught a failed load. (What is *not* saved: the
+# two evaluations (also seeded) agree to float32 rounding (a difference, if any, in the last digits):
+# a sum over thousands of numbers on a multi-threaded CPU is not always added in the same order. The fresh model differs everywhere, so the comparison would have caught a failed load. (What is *not* saved: the
 # optimizer's state. To resume training, use the checkpoints that `tfp-vae train` writes.)
 #
 # ## Summary
@@ -343,6 +352,9 @@ for name, compute in comparisons.items():
 #   as $k$ grows, with diminishing returns, at a cost linear in $k$. Compare bounds on the same images, image
 #   by image.
 # * `active_units` counts the latent dimensions in use; a few collapsed dimensions are normal, all of them
-#   collapsed is a broken model.
+#   collapsed is a broken model. KL warm-up (`KLWeightScheduler`, `TrainingConfig(warmup_epochs=n)`)
+#   is a remedy for early collapse; where nothing collapses it changes little.
+# * A more flexible posterior (`posterior="tril"`) can narrow the ELBO-IWAE gap and still give a worse
+#   model; compare families by both bounds, paired over the same images.
 # * `save_model` / `load_model` round-trip a model exactly: config as JSON, weights as HDF5, written
 #   atomically.
