@@ -129,7 +129,7 @@ assert total_gain.mean() > 3 * total_gain.std(ddof=1) / np.sqrt(N_IWAE)
 # %% [markdown]
 # **How fast does the bound tighten, and can we tell?** Left: each $\mathcal L_k$ with its standard error
 # over images. The error bars are wide because images differ a lot from each other (a "1" is far more
-# probable than an "8") — wide enough to swallow the differences between the bounds. Right: the same
+# probable than an "8") — wide enough to swallow the differences between neighbouring bounds. Right: the same
 # comparison made *image by image*, $\mathcal L_k - \mathcal L_1$ for every image, then averaged; the differences
 # vary much less than the bounds themselves, so their error bars are small. Comparing two estimators on
 # the same images is the way to see small effects.
