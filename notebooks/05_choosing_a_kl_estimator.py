@@ -294,10 +294,10 @@ print(f"\nspread over all runs {max(rows.values()) - min(rows.values()):.2f} nat
 # when nothing but the seed changes. Read each difference against the `seed+1` row — one pair of
 # seeds, so itself only a rough measure of that noise. The diagonal and full-covariance (`tril`)
 # rows differ by more than it; most differences between estimators do not. In this committed run
-# the loss-function rows and the layer rows did not share their initial weights and random
-# stream, so they differ by about the seed row's amount, while the add-loss and regularizer rows,
-# which did, are identical; section 4 gave all three attachments a shared start and found no
-# difference at all.
+# the loss-function rows and the layer rows differ by about the seed row's amount, while the
+# add-loss and regularizer rows are identical; a difference of that size between runs that do not
+# share their start and their random draws says nothing about the attachment. Section 4 gave all
+# three attachments the same start and the same batches, and found no difference at all.
 
 # %% [markdown]
 # ## Summary
