@@ -217,19 +217,29 @@ def test_main_runs_and_rejects_bad_options(tmp_path, capsys):
             "--repetitions", "100", "--out", str(tmp_path)]
     assert compare_kl.main(argv) == 0
     assert (tmp_path / "report.md").exists()
+    capsys.readouterr()
     assert compare_kl.main([*argv[:-2], "--samples", "0", "--out", str(tmp_path)]) == 2
     assert "sample_counts" in capsys.readouterr().err
     assert main(["--repetitions", "many"]) == 2
-    assert "invalid int value: 'many'" in capsys.readouterr().err
-
-
-def test_main_reports_an_unwritable_output_as_a_runtime_failure(tmp_path, capsys):
+    err = capsys.readouterr().err
+    assert "invalid int value: 'many'" in err and len(err.strip().splitlines()) == 1
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    argv = ["--quick", "--skip-training", "--latent-dims", "2", "--samples", "1",
-            "--repetitions", "100", "--out", str(blocker / "study")]
-    assert main(argv) == 1
-    assert "compare-kl: error:" in capsys.readouterr().err
+    for out, says in ((blocker, "is a file"), (blocker / "study", "is inside the file")):
+        assert main(["--skip-training", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_main_reports_a_runtime_failure_with_status_1(monkeypatch, capsys):
+    from tfp_vae.study import runner
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "run_study", disk_full)
+    assert main(["--quick"]) == 1
+    assert "compare-kl: error: [Errno 28] No space left on device" in capsys.readouterr().err
 
 
 def test_module_entry_points_share_one_parser():

@@ -151,7 +151,7 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
 
     Raises:
       ValueError: If a size or count is not a positive integer, the dataset is unknown, or
-        `output_dir` is a file.
+        `output_dir` is (or lies inside) a file.
       FileNotFoundError: If the dataset files are missing from `data_dir`.
 
     #### Examples
@@ -188,9 +188,7 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
         log(f"{time.perf_counter() - start:6.1f}s {message}")
 
     out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; choose a folder for the report.")
-    out.mkdir(parents=True, exist_ok=True)
+    _make_output_dir(out)
     say(f"KL study ({'quick' if quick else 'full'}, seed {seed}) -> {out}")
     est = estimator_study(settings.latent_dims, settings.sample_counts, settings.repetitions,
                           settings.batch_size, seed, say)
@@ -213,6 +211,15 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
                                quick)
     say(f"report written to {path}")
     return KLStudyResult(out, path, settings, est, training, curves, findings, seconds)
+
+
+def _make_output_dir(out: Path) -> None:
+    """Creates the report folder, refusing a path that is (or lies inside) a file."""
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            where = "is a file" if path == out else f"is inside the file {path}"
+            raise ValueError(f"--out {out} {where}; choose a folder for the report.")
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -292,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "variance, gradient SNR and cost, and end-to-end VAE training."))
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse has printed the usage and the error
+    except SystemExit as exit_:  # the parser has printed its one sentence (or --help)
         return int(exit_.code or 0)
     try:
         return run_from_args(args)
