@@ -400,19 +400,23 @@ plt.show()
 # codes of training images, vaguer shapes where they do not (tutorial 4 looks at this closely).
 
 # %%
+def show_rows(rows):
+    # One row of 8 images per (name, images) pair.
+    fig, axes = plt.subplots(len(rows), 8, figsize=(10, 1.35 * len(rows)))
+    for row, (name, images) in enumerate(rows):
+        for col in range(8):
+            axes[row, col].imshow(images[col, :, :, 0], cmap="gray_r", vmin=0, vmax=1)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    plt.tight_layout()
+    plt.show()
+
+
 likelihood = decoder(q_test.mean()[:8])
-rows = [("binarized test image", x_test[:8]), ("decoder mean", likelihood.mean().numpy()),
-        ("sample of p(x|z)", likelihood.sample(seed=(0, 0)).numpy()),
-        ("prior draw, mean", decoder(prior.sample(8, seed=(0, 3))).mean().numpy())]
-fig, axes = plt.subplots(len(rows), 8, figsize=(10, 5.4))
-for row, (name, images) in enumerate(rows):
-    for col in range(8):
-        axes[row, col].imshow(images[col, :, :, 0], cmap="gray_r", vmin=0, vmax=1)
-        axes[row, col].set_xticks([])
-        axes[row, col].set_yticks([])
-    axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-plt.tight_layout()
-plt.show()
+show_rows([("binarized test image", x_test[:8]), ("decoder mean", likelihood.mean().numpy()),
+           ("sample of p(x|z)", likelihood.sample(seed=(0, 0)).numpy()),
+           ("prior draw, mean", decoder(prior.sample(8, seed=(0, 3))).mean().numpy())])
 
 # %% [markdown]
 # ## An `IndependentNormal` decoder, briefly
@@ -451,19 +455,10 @@ assert scales.min() >= 1e-3 * (1 - 1e-5)
 #   shows the mean, as with the Bernoulli decoder.
 
 # %%
-images_normal = [x_test_grey[:8], likelihood_normal.mean().numpy()[:8],
-                 np.clip(likelihood_normal.sample(seed=(0, 1)).numpy()[:8], 0, 1),
-                 scales[:8] / scales[:8].max()]
-names = ["grey-level test image", "decoder mean", "sample of p(x|z)", "decoder stddev (scaled)"]
-fig, axes = plt.subplots(4, 8, figsize=(10, 5.4))
-for row, (name, images) in enumerate(zip(names, images_normal)):
-    for col in range(8):
-        axes[row, col].imshow(images[col, :, :, 0], cmap="gray_r", vmin=0, vmax=1)
-        axes[row, col].set_xticks([])
-        axes[row, col].set_yticks([])
-    axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-plt.tight_layout()
-plt.show()
+show_rows([("grey-level test image", x_test_grey[:8]),
+           ("decoder mean", likelihood_normal.mean().numpy()),
+           ("sample of p(x|z)", np.clip(likelihood_normal.sample(seed=(0, 1)).numpy(), 0, 1)),
+           ("decoder stddev (scaled)", scales[:8] / scales[:8].max())])
 
 # %% [markdown]
 # ## Summary

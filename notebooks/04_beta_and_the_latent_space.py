@@ -79,6 +79,7 @@ print("classes:", ", ".join(class_names))
 # reports its true negative ELBO.) `run_dir=None` keeps the runs in memory.
 
 # %%
+tfp_vae.keras.utils.set_random_seed(0)  # the shared initial weights, reproducibly
 start = tfp_vae.build_model(tfp_vae.ModelConfig(latent_dim=2, network="conv")).get_weights()
 models = {}
 for beta in BETAS:
@@ -131,17 +132,20 @@ assert min(BETAS, key=lambda b: results[b]["negative_elbo"]) == 1.0
 # Reading the table from top to bottom, β buys KL with reconstruction:
 #
 # * **β = 0** reconstructs best and pays by far the largest KL. Nothing pulls the posteriors towards the
-#   prior, so the encoder makes them *narrow* (a standard deviation of about 0.01: the noise barely moves
-#   the code) and spreads the codes over a range several times the prior's. Measured as an ELBO it is the
-#   worst of the three: its small reconstruction gain is dwarfed by the KL it never paid for in training.
-# * **β = 1** has the best (lowest) negative ELBO, as it should — it is the only one of the three trained
-#   on that objective. Its posteriors are still narrow, and its codes are *off-centre*: their centre is
-#   about one prior standard deviation away from 0.
-# * **β = 10** keeps the KL small — the codes carry less than half of β = 1's information — at the price of
-#   about 10 nats of reconstruction. Its posteriors are much wider, and its codes are centred on 0 with a
-#   spread of about 1: the shape of the prior.
-# * All three use both latent dimensions (`active_units` is 2 everywhere): with only two dimensions even
-#   β = 10 cannot afford to switch one off. Tutorial 6 shows collapsed dimensions in a larger latent space.
+#   prior, so the encoder makes them *narrow* (the noise barely moves the code) and spreads the codes
+#   over a range many times the prior's, far from the origin. Measured as an ELBO it is the worst of
+#   the three: its small reconstruction gain is dwarfed by the KL it never paid for in training.
+# * **β = 1** has the best (lowest) negative ELBO, as it should — it is the only one of the three
+#   trained on that objective. Its posteriors are still narrow, and its codes, now at the prior's
+#   scale, are *off-centre*: the centre column shows them shifted by more than one prior standard
+#   deviation along one axis.
+# * **β = 10** keeps the KL small — well under half of β = 1's — at the price of tens of nats of
+#   reconstruction. Its posteriors are much wider, and its codes are centred near 0, but their spread
+#   is very unequal: broad along one axis, narrow along the other. At ten times the price per nat,
+#   the model spends little information on one of its two dimensions.
+# * All three count both latent dimensions as active (`active_units` is 2 everywhere: the variance of
+#   each dimension's posterior mean is above 0.01, even β = 10's narrow one). Tutorial 6 shows truly
+#   collapsed dimensions in a larger latent space.
 #
 # ## Where do the codes go?
 #
@@ -152,7 +156,7 @@ assert min(BETAS, key=lambda b: results[b]["negative_elbo"]) == 1.0
 # * `plot_latent_grid`: the decoder's pixel means at a 15 × 15 grid of points $z \in [-2, 2]^2$, the
 #   region holding about 91% of the prior's mass — the images a sampler would mostly draw.
 #
-# The two share their axes (z units), so a region of the scatter can be read off on the grid.
+# Both are drawn in z units, so a region of the scatter can be read off on the grid.
 
 # %%
 N_SCATTER = min(len(x_test), 5000)  # enough points to see every cluster, few enough to see through
@@ -171,34 +175,36 @@ def show_beta(beta):
 show_beta(0.0)
 
 # %% [markdown]
-# **β = 0.** The codes spread over tens of units (look at the scatter's axis range), in long arms by class:
+# **β = 0.** The codes spread over tens of units (look at the scatter's axis range), in arms by class:
 # without a KL term the scale of the latent space is arbitrary, and the encoder stretches it to keep
-# images apart. The region the prior covers, $[-2, 2]^2$, is a corner of that map at its edge, where the
-# tops end: the whole grid decodes to nearly the same blurry top. A sampler drawing $z$ from the prior
+# images apart. The region the prior covers, $[-2, 2]^2$, is a small corner at the edge of that map,
+# so the whole grid decodes to nearly the same blurry garment. A sampler drawing $z$ from the prior
 # would see nothing else.
 
 # %%
 show_beta(1.0)
 
 # %% [markdown]
-# **β = 1.** The KL term has pulled the codes to the prior's scale: they now lie within a few units of the
-# origin, and similar garments are neighbours — trousers and dresses at the top, tops, pullovers, coats and
-# shirts in the middle, bags below them, and the three kinds of footwear in a band at the bottom. Where
-# the scatter has codes, the grid decodes smoothly changing garments. But the codes occupy only part of
-# the prior's square (mostly $z_0 < 0.2$, and the left half only at the bottom), and the grid's upper-left
-# corner, where there are no codes, decodes to faint, dark shapes that are no garment at all: **holes**.
-# The ELBO does not penalise them directly — it only asks each $q(z\mid x)$ to be close to the prior, not
-# that the codes together cover it.
+# **β = 1.** The KL term has pulled the codes to the prior's scale: they now lie within a few units of
+# the origin, and similar garments are neighbours (the footwear classes together, trousers next to
+# dresses, the tops in between). Where the scatter has codes, the grid decodes smoothly changing
+# garments. But the codes occupy only part of the prior's square — almost none lie in its upper
+# half — and the grid's rows there, where no image's code lies, all decode to the same generic top:
+# **holes**, regions the prior samples from but no image maps to. The ELBO does not penalise them
+# directly — it only asks each $q(z\mid x)$ to be close to the prior, not that the codes together
+# cover it.
 
 # %%
 show_beta(10.0)
 
 # %% [markdown]
-# **β = 10.** At ten times the price per nat, the codes fill the prior's disc almost evenly, centred on 0.
-# Footwear, bags and trousers still have their own regions, but tops, pullovers, coats, shirts and
-# dresses now overlap in one broad band: the encoder keeps the coarse distinction (what kind of
-# silhouette) and drops the finer ones. In return every point of the grid decodes to a plausible garment:
-# no holes, but blurrier, more generic images — the decoder cannot draw more detail than the codes carry.
+# **β = 10.** The codes are centred near 0 and spread along `z[1]` over the prior's range, but
+# squeezed into a narrow band along `z[0]`; the grid changes with `z[1]` (from trousers and dresses at
+# the bottom, through tops, to darker bag- and shoe-like shapes at the top) and hardly with `z[0]`.
+# Classes overlap much more than at β = 1: the encoder keeps the coarse distinction (what kind of
+# silhouette) and drops the finer ones. In return every point of the grid decodes to a garment-like
+# image: no holes, but blurrier, more generic images — the decoder cannot draw more detail than the
+# codes carry.
 #
 # ## The three side by side
 #
@@ -223,8 +229,8 @@ for ax, beta in zip(axes, BETAS):
     ax.set_xlim(-limit, limit)
     ax.set_ylim(-limit, limit)
     ax.set_aspect("equal")
-    ax.set_xlabel("E[z0 | x]")
-    ax.set_ylabel("E[z1 | x]")
+    ax.set_xlabel("E[z[0] | x]")
+    ax.set_ylabel("E[z[1] | x]")
 axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), markerscale=4, fontsize=9)
 fig.suptitle("posterior means of test images; dashed: 1σ and 2σ circles of the prior N(0, I)")
 plt.tight_layout()
@@ -249,22 +255,24 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# At β = 0 every draw lands in the same corner of the code map and decodes to the same blurry top. At
-# β = 1 the draws that land among the codes give recognisable garments, and those that land in a hole
-# give dark smudges or garments with black patches. At β = 10 every draw is a plausible, if smooth and
-# generic, garment: the model with the worse ELBO is the better sampler here.
+# At β = 0 every draw lands in the same corner of the code map and decodes to the same blurry shape.
+# At β = 1 most draws land in the hole above the codes and decode to the same generic top; the few
+# that land among the codes give other garments. At β = 10 the draws give the most varied set —
+# tops, trousers, dresses, bags — smooth and generic, but garments: here the model with the worse
+# ELBO is the better sampler.
 #
 # ## Summary
 #
 # * β trades reconstruction for KL: a larger β gives wider posteriors, fewer nats of information per
-#   code, more overlap between classes, and codes that match the prior more closely.
+#   code, more overlap between classes, and codes closer to the prior's centre and scale.
 # * β = 0 is an autoencoder in disguise: a code map with an arbitrary scale that the prior does not match,
 #   so samples from the prior are useless.
 # * β = 1 is the only setting whose training loss *is* the negative ELBO, and it has the best test ELBO;
-#   but a good ELBO does not guarantee that the codes cover the prior — this 2-D model has holes, and some
-#   of its samples are not garments.
-# * β = 10 gives up reconstruction for a latent space without holes: blurrier, but every sample is
-#   plausible. Which β is "best" depends on what the model is for.
+#   but a good ELBO does not guarantee that the codes cover the prior — this 2-D model has holes, and
+#   most of its samples are the same generic top.
+# * β = 10 gives up reconstruction, and most of one latent dimension, for a decoder that draws a
+#   plausible, if blurry, garment wherever the prior samples. Which β is "best" depends on what the
+#   model is for.
 # * Compare models trained with different β on the same yardstick (`tfp_vae.evaluation.evaluate_elbo`,
 #   which always uses weight 1), never on their training losses.
 # * Tutorial 6 looks at that yardstick more closely: how tight the ELBO is, and what "active units" count.

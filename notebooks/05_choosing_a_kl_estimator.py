@@ -239,6 +239,7 @@ print(config.to_json(indent=None))
 training = TrainingConfig(data="fashion_mnist", train_size=1024 if QUICK else 8192, test_size=500,
                           epochs=2 if QUICK else 3, batch_size=64, seed=0, plots=False)
 model_config = tfp_vae.ModelConfig(latent_dim=2, network="tfp_course")
+tfp_vae.keras.utils.set_random_seed(0)  # the shared initial weights, reproducibly
 start = tfp_vae.build_model(model_config).get_weights()
 runs = {attachment: train_run(None, model_config.replace(kl_attachment=attachment), training,
                               initial_weights=start)

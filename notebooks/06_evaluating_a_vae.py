@@ -59,6 +59,7 @@ training = TrainingConfig(data="mnist", binarization="dynamic", train_size=N_TRA
                           test_size=N_TEST, epochs=EPOCHS, batch_size=128, seed=0, plots=False)
 config = tfp_vae.ModelConfig(latent_dim=16, network="mlp")
 x_test = load_splits("mnist", train_size=N_TRAIN, test_size=N_TEST, seed=training.seed).x_test
+tfp_vae.keras.utils.set_random_seed(0)
 initial_weights = tfp_vae.build_model(config).get_weights()  # reused below
 run = train_run(None, config, training, initial_weights=initial_weights)
 vae = run.model

@@ -117,7 +117,7 @@ def out_of_sync(source: Path) -> list[str]:
     expected, actual = _cells(read_source(source)), _cells(notebook)
     if len(expected) != len(actual):
         problems.append(f"{built.name} has {len(actual)} cells, its source {len(expected)}.")
-    for index, (want, have) in enumerate(zip(expected, actual)):
+    for index, (want, have) in enumerate(zip(expected, actual, strict=False)):
         if want != have:
             problems.append(f"cell {index} of {built.name} differs from {source.name}.")
     if notebook.metadata.get("tfp_vae", {}).get("quick", True):
@@ -143,7 +143,7 @@ def update_text(source: Path) -> None:
              for c in notebook.cells]:
         raise SystemExit(f"{source.name} changed more than text; rebuild it with "
                          f"`python notebooks/build.py {source.stem[:2]}`.")
-    for old, new in zip(notebook.cells, fresh.cells):
+    for old, new in zip(notebook.cells, fresh.cells, strict=True):
         if old.cell_type == "markdown":
             old.source = new.source
     nbformat.write(notebook, built)
