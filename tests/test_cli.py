@@ -228,3 +228,22 @@ def test_help_prints_no_tensorflow_log_line():
     loud = subprocess.run([sys.executable, "-m", "tfp_vae", "--verbose", "--help"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert loud.returncode == 0 and loud.stderr.strip()  # --verbose brings the logs back
+
+
+def test_train_with_a_learnable_prior_a_flow_posterior_and_the_iwae_objective(tmp_path, capsys):
+    out = tmp_path / "beyond"
+    code, _, err = _run(["train", *_QUICK, "--dataset", "mnist", "--epochs", "1", "--out", out,
+                         "--prior", "vamp", "--kl-estimator", "mc", "--posterior-flow", "1",
+                         "--objective", "iwae", "--kl-samples", "3", "--no-plots"], capsys)
+    assert code == 0, err
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert (config["prior"], config["posterior_flow"], config["objective"],
+            config["num_samples"]) == ("vamp", 1, "iwae", 3)
+    history = read_history(out / "history.csv")
+    assert history["loss"] == history["negative_iwae_bound"]
+    assert history["negative_iwae_bound"][0] < history["negative_elbo"][0]
+    assert 150 < json.loads((out / "metrics.json").read_text())["test_negative_elbo"] < 600
+    code, _, err = _run(["train", "--prior", "mixture", "--out", tmp_path / "refused"], capsys)
+    assert code == 2
+    assert ("ModelConfig.kl_estimator='analytic' has no closed form against the 'mixture' "
+            "prior; choose a Monte Carlo estimator") in err

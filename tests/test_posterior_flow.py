@@ -118,3 +118,14 @@ def test_save_and_load_give_identical_log_likelihoods(tmp_path, binary_mnist):
     results = [iwae_log_likelihood(m, x_test, num_samples=8, seed=0)["log_likelihood"]
                for m in (vae, loaded, tiny(seed=1, kl_attachment="regularizer"))]
     assert results[0] == results[1] != results[2]
+
+
+def test_mean_is_a_repeatable_monte_carlo_mean(latent_grid):
+    base = tfd.MultivariateNormalDiag([[0.3, -0.2]], [[0.7, 1.1]])
+    posterior = iaf()._transform(base)
+    mean = posterior.mean()
+    np.testing.assert_array_equal(mean, posterior.mean())
+    density = np.exp(np.asarray(posterior.log_prob(latent_grid.points[:, None]), np.float64))
+    exact = (density[:, 0, None] * latent_grid.points).sum(0) * latent_grid.area
+    # 256 samples: standard error about scale / 16 per coordinate.
+    np.testing.assert_allclose(mean[0], exact, atol=0.25)
