@@ -240,6 +240,9 @@ def _add_train_command(commands) -> None:
                            default=argparse.SUPPRESS, **options)
     train.add_argument("--no-plots", dest="training.plots", action="store_false",
                        default=argparse.SUPPRESS, help="skip the PNG plots")
+    train.add_argument("--recipe", default=None, metavar="NAME",
+                       help="start from a shipped recipe (tfp_vae/recipes/NAME.json, e.g. "
+                            "burda-mlp-elbo); other flags override its settings")
     train.add_argument("--out", default=None, metavar="DIR",
                        help="run directory (default: runs/DATASET-MODEL)")
     train.add_argument("--resume", action="store_true",
@@ -334,6 +337,7 @@ def _train(args: argparse.Namespace) -> int:
     from tfp_vae.config import ModelConfig, TrainingConfig
     from tfp_vae.data import source_defaults
     from tfp_vae.models import VAE
+    from tfp_vae.recipes import load_recipe
     from tfp_vae.rundir import default_run_path
     from tfp_vae.runs import train_run
 
@@ -348,6 +352,14 @@ def _train(args: argparse.Namespace) -> int:
         result = train_run(out, resume=True, overwrite=args.overwrite,
                            changes={**given["model"], **training_given},
                            verbose=args.verbose, log=_print)
+    elif args.recipe:
+        recipe = load_recipe(args.recipe)
+        training = recipe.training.replace(**training_given)
+        model = recipe.model.replace(**given["model"])
+        out = Path(args.out) if args.out else Path("runs") / recipe.name
+        _print(f"Recipe {recipe.name}: {recipe.description}")
+        result = train_run(out, model, training, overwrite=args.overwrite, verbose=args.verbose,
+                           log=_print)
     else:
         training = TrainingConfig(**training_given)
         fitting = source_defaults(training.data, training.data_dir, training.image_size)

@@ -1,0 +1,49 @@
+"""Every shipped recipe loads, matches the published protocol, and trains for a few steps."""
+
+import numpy as np
+import pytest
+
+from tfp_vae import cli
+from tfp_vae.recipes import load_recipe, recipe_names
+from tfp_vae.runs import train_run
+
+RECIPES = recipe_names()
+
+
+def test_recipes_are_shipped():
+    assert "burda_mlp_elbo" in RECIPES
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_follows_the_protocol(name):
+    recipe = load_recipe(name)
+    training = recipe.training
+    # Dynamic binarization, 10 000 validation images for model selection, the test set only
+    # for the final IWAE number with k = 5000 on all test images.
+    assert training.binarization == "dynamic" and training.validation_size == 10000
+    assert training.select_best and training.test_size is None
+    assert training.iwae_samples == 5000
+    assert recipe.paper["test_nll"] > 0 and recipe.description
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_trains_a_few_steps(name):
+    recipe = load_recipe(name)
+    training = recipe.training.replace(
+        epochs=2, train_size=400, validation_size=10000, test_size=100, iwae_samples=10,
+        plots=False, learning_rate_schedule="constant", final_learning_rate=None)
+    result = train_run(None, recipe.model, training)
+    losses = [row["loss"] for row in result.history]
+    assert losses[1] < losses[0]
+    metrics = result.metrics
+    # The IWAE bound (k = 10) is at least the ELBO, up to the noise of both estimates.
+    assert metrics["test_iwae_log_likelihood"] > -metrics["test_negative_elbo"] - 3 * (
+        metrics["test_negative_elbo_standard_error"])
+    assert np.isfinite(metrics["test_iwae_log_likelihood"])
+
+
+def test_unknown_recipe_is_one_sentence(capsys):
+    assert cli.main(["train", "--recipe", "no-such-recipe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("tfp-vae train: error: Unknown recipe 'no-such-recipe'; choose one of "
+                   f"{[n.replace('_', '-') for n in RECIPES]}.")
