@@ -112,8 +112,9 @@ class Ctx:
 class Row:
     """One bad input or fault.
 
-    `act` returns the CLI arguments when `expect` is an exit status, and makes the API call
-    when `expect` is an exception type. `check(ctx, stdout)` adds the row's own assertions.
+    `act` returns the CLI arguments (or the status of a `main` it called) when `expect` is an
+    exit status, and makes the API call when `expect` is an exception type.
+    `check(ctx, stdout)` adds the row's own assertions.
     """
 
     id: str
