@@ -47,7 +47,8 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_model_metrics_history_and_plots(run_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "COMPLETE", "checkpoints", "data.json", "history.csv", "metrics.json", "model", "plots", "run.json"]
+        "COMPLETE", "checkpoints", "data.json", "history.csv", "metrics.json", "model", "plots",
+        "run.json"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test_num_images"] == 200
     assert metrics["train_num_images"] == 512

@@ -483,7 +483,9 @@ def exit_status(error: BaseException) -> int:
     """The documented exit status for an exception that ends a command.
 
     3 for a non-finite loss, 2 for input the user must fix (bad values, missing or corrupt
-    files), 1 for everything else (runtime failures, a busy run directory, unwritable output).
+    files, an output path that is checked before the work, such as `train --out`), 1 for
+    everything else (runtime failures, a busy run directory, an output file that could not be
+    written after the work, whose result was already printed).
     """
     from tfp_vae.io import NonFiniteLossError
 
