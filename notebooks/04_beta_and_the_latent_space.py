@@ -139,7 +139,7 @@ assert min(BETAS, key=lambda b: results[b]["negative_elbo"]) == 1.0
 #   trained on that objective. Its posteriors are still narrow, and its codes, now at the prior's
 #   scale, are *off-centre*: the centre column shows them shifted by more than one prior standard
 #   deviation along one axis.
-# * **β = 10** keeps the KL small — well under half of β = 1's — at the price of tens of nats of
+# * **β = 10** keeps the KL small — well under half of β = 1's — at the price of almost 30 nats of
 #   reconstruction. Its posteriors are much wider, and its codes are centred near 0, but their spread
 #   is very unequal: broad along one axis, narrow along the other. At ten times the price per nat,
 #   the model spends little information on one of its two dimensions.
@@ -188,9 +188,9 @@ show_beta(1.0)
 # **β = 1.** The KL term has pulled the codes to the prior's scale: they now lie within a few units of
 # the origin, and similar garments are neighbours (the footwear classes together, trousers next to
 # dresses, the tops in between). Where the scatter has codes, the grid decodes smoothly changing
-# garments. But the codes occupy only part of the prior's square — almost none lie in its upper
-# half — and the grid's rows there, where no image's code lies, all decode to the same generic top:
-# **holes**, regions the prior samples from but no image maps to. The ELBO does not penalise them
+# garments. But the codes occupy only part of the prior's square — almost none lie in its right
+# half, `z[0] > 0` — and the grid's columns there, where no image's code lies, decode to the same few
+# bright, generic shapes: **holes**, regions the prior samples from but no image maps to. The ELBO does not penalise them
 # directly — it only asks each $q(z\mid x)$ to be close to the prior, not that the codes together
 # cover it.
 
@@ -199,8 +199,8 @@ show_beta(10.0)
 
 # %% [markdown]
 # **β = 10.** The codes are centred near 0 and spread along `z[1]` over the prior's range, but
-# squeezed into a narrow band along `z[0]`; the grid changes with `z[1]` (from trousers and dresses at
-# the bottom, through tops, to darker bag- and shoe-like shapes at the top) and hardly with `z[0]`.
+# squeezed into a narrow band along `z[0]`; the grid changes with `z[1]` (from footwear at the bottom,
+# through tops, to dresses and trousers at the top) and hardly with `z[0]`.
 # Classes overlap much more than at β = 1: the encoder keeps the coarse distinction (what kind of
 # silhouette) and drops the finer ones. In return every point of the grid decodes to a garment-like
 # image: no holes, but blurrier, more generic images — the decoder cannot draw more detail than the
@@ -256,10 +256,10 @@ plt.show()
 
 # %% [markdown]
 # At β = 0 every draw lands in the same corner of the code map and decodes to the same blurry shape.
-# At β = 1 most draws land in the hole above the codes and decode to the same generic top; the few
-# that land among the codes give other garments. At β = 10 the draws give the most varied set —
-# tops, trousers, dresses, bags — smooth and generic, but garments: here the model with the worse
-# ELBO is the better sampler.
+# At β = 1 the draws that land among the codes give garments, and those that land in the empty half
+# give the same bright blob again and again, some with a dark notch that no garment has. At β = 10
+# the draws give a varied set — tops, trousers, boots, sneakers — smooth and generic, but garments:
+# here the model with the worse ELBO is the better sampler.
 #
 # ## Summary
 #
@@ -269,7 +269,7 @@ plt.show()
 #   so samples from the prior are useless.
 # * β = 1 is the only setting whose training loss *is* the negative ELBO, and it has the best test ELBO;
 #   but a good ELBO does not guarantee that the codes cover the prior — this 2-D model has holes, and
-#   most of its samples are the same generic top.
+#   many of its samples are the same blob.
 # * β = 10 gives up reconstruction, and most of one latent dimension, for a decoder that draws a
 #   plausible, if blurry, garment wherever the prior samples. Which β is "best" depends on what the
 #   model is for.
