@@ -57,24 +57,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`).\n")
 
 
-class _CommandError(Exception):
-    """A user-facing failure: printed as one sentence, exit status `code`."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
-
-
-def _optional_int_at_least(minimum: int, description: str):
-    parse = None
-
-    def optional(text: str) -> int | None:
-        return None if text.lower() == "none" else parse(text)
-
-    parse = _int_at_least(minimum, description)
-    return optional
-
-
 def _int_at_least(minimum: int, description: str):
     def parse(text: str) -> int:
         try:

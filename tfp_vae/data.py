@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from tfp_vae.backend import keras, tf
-from tfp_vae.image_files import image_source_shape, is_image_source, load_image_source
+from tfp_vae.image_files import (
+    ImageDataset,
+    image_source_shape,
+    is_image_source,
+    load_image_source,
+)
 from tfp_vae.registry import Registry
 from tfp_vae.seeds import numpy_rng
 
@@ -64,26 +69,6 @@ DATASETS.add("fashion_mnist", {
     "class_names": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                     "Shirt", "Sneaker", "Bag", "Ankle boot"),
 })
-
-
-@dataclass(frozen=True)
-class ImageDataset:
-    """Images as float32 in [0, 1] with shape `[n, height, width, channels]`, and labels.
-
-    Attributes:
-      name: Dataset name, or the path of your own images.
-      x_train, y_train, x_test, y_test: NumPy arrays (labels `-1` where a source has none).
-      class_names: Name of each label.
-      sha256: Content hash of your own images' files; `None` for a built-in dataset.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
-    sha256: str | None = None
 
 
 def canonical_dataset_name(name: str) -> str:
@@ -285,9 +270,7 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
     """
     name = canonical_data_source(name)
     if name not in DATASETS:
-        source = load_image_source(name, image_size)
-        return ImageDataset(source.name, source.x_train, source.y_train, source.x_test,
-                            source.y_test, source.class_names, source.sha256)
+        return load_image_source(name, image_size)
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()

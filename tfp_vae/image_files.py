@@ -32,7 +32,7 @@ import numpy as np
 
 from tfp_vae.backend import keras
 
-__all__ = ["IMAGE_SUFFIXES", "ImageSource", "is_image_source", "load_image_source",
+__all__ = ["IMAGE_SUFFIXES", "ImageDataset", "is_image_source", "load_image_source",
            "image_source_shape"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -42,15 +42,18 @@ _SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
-class ImageSource:
-    """Arrays read from a user's image folder or array file.
+class ImageDataset:
+    """Images as float32 in [0, 1] with shape `[n, height, width, channels]`, and labels.
+
+    What `tfp_vae.data.load_dataset` returns for a built-in dataset and `load_image_source` for
+    your own images.
 
     Attributes:
-      name: The source's path, as given.
-      x_train, y_train, x_test, y_test: Images in [0, 1], `[n, h, w, c]` float32; labels
-        int64 (all `-1` when the source has none).
-      class_names: Names of the labels (class folders), or `()`.
-      sha256: Content hash of the files read.
+      name: Dataset name, or the path of your own images.
+      x_train, y_train, x_test, y_test: NumPy arrays (labels int64, `-1` where a source has
+        none).
+      class_names: Name of each label (class folders), or `()`.
+      sha256: Content hash of your own images' files; `None` for a built-in dataset.
     """
 
     name: str
@@ -59,7 +62,7 @@ class ImageSource:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
-    sha256: str
+    sha256: str | None = None
 
 
 def is_image_source(data: str | os.PathLike) -> bool:
@@ -179,7 +182,7 @@ def _labels(arrays: dict[str, np.ndarray], keys: tuple[str, ...], count: int, wh
 
 
 def load_image_source(path: str | os.PathLike, image_size: tuple[int, int] | None = None
-                      ) -> ImageSource:
+                      ) -> ImageDataset:
     """Reads a folder of images or a `.npy` / `.npz` file into train and test arrays.
 
     Args:
@@ -189,7 +192,7 @@ def load_image_source(path: str | os.PathLike, image_size: tuple[int, int] | Non
         (and refuses mixed sizes). Default: `None`.
 
     Returns:
-      An `ImageSource`.
+      An `ImageDataset`.
 
     Raises:
       FileNotFoundError: If `path` does not exist.
@@ -217,7 +220,7 @@ def load_image_source(path: str | os.PathLike, image_size: tuple[int, int] | Non
         else:
             x, y, names = _read_folder(root, size, mode)
             x_train, y_train, x_test, y_test = _split_off_test(x, y)
-        return ImageSource(os.fspath(path), x_train, y_train, x_test, y_test, names, digest)
+        return ImageDataset(os.fspath(path), x_train, y_train, x_test, y_test, names, digest)
     if root.suffix.lower() not in ARRAY_SUFFIXES:
         raise ValueError(f"{root} is neither a folder of images nor a .npy / .npz file.")
     arrays = _read_arrays(root)
@@ -242,7 +245,7 @@ def load_image_source(path: str | os.PathLike, image_size: tuple[int, int] | Non
         x = _as_images(arrays[key], f"{where}: {key}")
         y = _labels(arrays, ("y", "labels"), len(x), where)
         x_train, y_train, x_test, y_test = _split_off_test(x, y)
-    return ImageSource(os.fspath(path), x_train, y_train, x_test, y_test, (), digest)
+    return ImageDataset(os.fspath(path), x_train, y_train, x_test, y_test, (), digest)
 
 
 def image_source_shape(path: str | os.PathLike, image_size: tuple[int, int] | None = None
