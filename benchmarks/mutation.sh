@@ -13,6 +13,8 @@
 #                 rerunning with the same directory resumes where mutmut stopped).
 #   JOBS          mutants tested in parallel (default 1: each one starts TensorFlow).
 #   PYTHON        the interpreter with tfp_vae's dependencies (default: .venv/bin/python).
+#   MUTANTS       optional mutmut name patterns, to test only some functions first, e.g.
+#                 MUTANTS='tfp_vae.losses.x_negative_elbo* tfp_vae.evaluation.x_iwae*'.
 # Afterwards:     cd $MUTATION_DIR && mutmut results   (survivors), mutmut show NAME (the diff).
 set -euo pipefail
 
@@ -65,5 +67,7 @@ fi
 
 cd "$work"
 echo "Mutation testing ${modules[*]} in $work ($jobs at a time)."
-"$python" -m mutmut run --max-children "$jobs" || true
+set -f  # the patterns are mutmut's, not the shell's
+read -r -a patterns <<< "${MUTANTS:-}"
+"$python" -m mutmut run --max-children "$jobs" "${patterns[@]}" || true
 "$python" -m mutmut results
