@@ -333,6 +333,8 @@ def test_active_units_straddle_the_threshold():
     # The comparison is strict: a variance of exactly 0.25 (codes 0 and 1) is not above 0.25.
     assert active_units(toy.model, x, threshold=0.25)["active_units"] == 0
     assert active_units(toy.model, x, threshold=0.2499)["active_units"] == 1
+    # Two images are enough to measure a variance (codes 0 and 1 again: 0.25).
+    assert active_units(toy.model, x[:2])["posterior_mean_variance"][3] == 0.25
 
 
 def test_a_trained_model_uses_both_latent_dimensions(trained):
