@@ -247,8 +247,8 @@ assert np.allclose([row["kl_weight"] for row in run_warmup.history],
 # %% [markdown]
 # The scheduler did what it was asked (the two printed weight lists agree). Warm-up did not change
 # the active units: all 16 are active in both runs. The warm-up run's codes carry about 2 nats more
-# KL and its test negative ELBO is lower by well under a nat — small next to the standard errors
-# over images, and one run per setting cannot separate it from what a different seed would do.
+# KL and its test negative ELBO is lower by less than a nat, about twice the standard error over
+# images; with one run per setting that cannot be told apart from what another seed would do.
 # Warm-up earns its keep when dimensions collapse early in training, which this model, with every
 # dimension active, does not do: measure active units before reaching for it.
 #
