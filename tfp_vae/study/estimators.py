@@ -30,8 +30,9 @@ from tfp_vae.seeds import fold_in, numpy_rng
 from tfp_vae.study.rows import EstimatorRow
 from tfp_vae.study.theory import GaussianKLTheory, gaussian_estimator_variances, true_kl_gradients
 
-__all__ = ["DISTANCES", "ONE_D_CASES", "POSTERIOR_KINDS", "estimator_study",
-           "measure_posterior", "posterior_parameters"]
+__all__ = ["DISTANCES", "ONE_D_CASES", "POSTERIOR_KINDS", "estimator_study", "gradient_stats",
+           "make_evaluator", "measure_cell", "measure_posterior", "posterior_parameters",
+           "run_chunks", "value_stats"]
 
 #: How far the studied posteriors are from the prior: the spread of the means, the range of the
 #: marginal scales, and the spread of the off-diagonal Cholesky entries (divided by `√d`).
@@ -79,15 +80,27 @@ def posterior_parameters(latent_dim: int, kind: str, distance: str, seed: int
     return loc, tril
 
 
-def _make_evaluator(estimator_name: str, kind: str, latent_dim: int):
+def make_evaluator(estimator_name: str, kind: str, latent_dim: int,
+                   prior_fn: Callable[[], tfd.Distribution] | None = None):
     """A `tf.function` returning per-repetition KL estimates and their gradients.
 
     Inputs are `B` identical copies of the posterior parameters, so the gradient of the summed
     estimate with respect to copy `b` is the gradient of repetition `b` alone. The sample count
-    is a tensor, so one trace serves every sample count.
+    is a tensor, so one trace serves every sample count and every `B`.
+
+    Args:
+      estimator_name: A name in `tfp_vae.kl.KL_ESTIMATORS`.
+      kind: `'diag'` (`MultivariateNormalDiag`, scale `[B, d]`) or `'tril'`
+        (`MultivariateNormalTriL`, scale `[B, d, d]`).
+      latent_dim: Python `int`, the dimension `d`.
+      prior_fn: Zero-argument callable building the prior inside the trace (e.g. a
+        `tfp_vae.priors.Prior`'s `distribution`). Default: `None`, the prior `N(0, I)`.
+
+    Returns:
+      `evaluate(loc [B, d], scale, num_samples [], seed [2]) -> (kl [B], grad_loc, grad_scale)`.
     """
     estimator = get_kl_estimator(estimator_name)
-    prior = isotropic_gaussian_prior(latent_dim)
+    prior_fn = prior_fn or (lambda: isotropic_gaussian_prior(latent_dim))
     scale_shape = [None, latent_dim] if kind == "diag" else [None, latent_dim, latent_dim]
 
     @tf.function(input_signature=[
@@ -98,6 +111,7 @@ def _make_evaluator(estimator_name: str, kind: str, latent_dim: int):
             tape.watch([loc, scale])
             posterior = (tfd.MultivariateNormalDiag(loc, scale) if kind == "diag"
                          else tfd.MultivariateNormalTriL(loc, scale))
+            prior = prior_fn()
             if estimator_name == "analytic":
                 kl = estimator(posterior, prior)
             else:
@@ -111,8 +125,18 @@ def _make_evaluator(estimator_name: str, kind: str, latent_dim: int):
     return evaluate
 
 
-def _gradient_stats(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Variance, SNR and worst standardised bias of per-repetition gradients `[R, ...]`."""
+def gradient_stats(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Variance, SNR and worst standardised bias of per-repetition gradients.
+
+    Args:
+      samples: `[R, d]` (loc or diagonal scale) or `[R, d, d]` (Cholesky factor: only its lower
+        triangle counts) gradients of `R` independent estimates.
+      truth: The true gradient, `samples.shape[1:]`.
+
+    Returns:
+      `var` (mean per-parameter variance), `snr` (`‖truth‖ / √(Σ var)`), `max_bias_z` (largest
+      `|mean - truth|` in standard errors) and `max_abs_error` (largest `|mean - truth|`).
+    """
     flat = samples.reshape(len(samples), -1)
     truth = truth.reshape(-1)
     var = flat.var(axis=0, ddof=1)
@@ -130,7 +154,19 @@ def _gradient_stats(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "max_abs_error": float(np.abs(mean - truth_k).max())}
 
 
-def _value_stats(values: np.ndarray, truth: float, theory_std: float) -> dict[str, float]:
+def value_stats(values: np.ndarray, truth: float, theory_std: float) -> dict[str, float]:
+    """Bias, spread and RMSE of `R` independent estimates against the true value.
+
+    Args:
+      values: `[R]` estimates.
+      truth: The true value (or a high-sample reference).
+      theory_std: The standard deviation theory predicts (`nan` where there is none).
+
+    Returns:
+      A dict with the value columns of `tfp_vae.study.rows.EstimatorRow` (`estimate_mean`,
+      `bias`, `bias_se`, `bias_z`, `std`, `std_se`, `theory_bias`, `theory_std`, `rel_bias`,
+      `rel_std`, `rmse`, `rel_rmse`, `non_finite`).
+    """
     r = len(values)
     mean = float(values.mean())
     std = float(values.std(ddof=1))
@@ -150,8 +186,21 @@ def _value_stats(values: np.ndarray, truth: float, theory_std: float) -> dict[st
     }
 
 
-def _run_chunks(evaluate, loc_b, scale_b, num_samples: int, seeds: Sequence[tf.Tensor]):
-    """Evaluates one cell chunk by chunk; returns values, gradients and per-call seconds."""
+def run_chunks(evaluate, loc_b: tf.Tensor, scale_b: tf.Tensor, num_samples: int,
+               seeds: Sequence[tf.Tensor]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    """Calls `evaluate` (from `make_evaluator`) once per seed, timing each call.
+
+    Args:
+      evaluate: An evaluator from `make_evaluator`.
+      loc_b: `[B, d]` copies of the posterior mean.
+      scale_b: `[B, d]` or `[B, d, d]` copies of its scale.
+      num_samples: Python `int`, samples `S` per estimate.
+      seeds: One stateless seed per call.
+
+    Returns:
+      `(values [B·calls], grads_loc, grads_scale, seconds per call)`, as float64 arrays.
+    """
     values, grads_loc, grads_scale, seconds = [], [], [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -163,6 +212,40 @@ def _run_chunks(evaluate, loc_b, scale_b, num_samples: int, seeds: Sequence[tf.T
         grads_scale.append(g_scale.numpy().astype(np.float64))
     return (np.concatenate(values), np.concatenate(grads_loc), np.concatenate(grads_scale),
             seconds)
+
+
+def measure_cell(evaluate, loc_b: tf.Tensor, scale_b: tf.Tensor, num_samples: int,
+                 seeds: Sequence[tf.Tensor], repetitions: int, truth: float, theory_std: float,
+                 grad_truth: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One cell: `repetitions` estimates at `num_samples` samples, their statistics and cost.
+
+    Args:
+      evaluate: An evaluator from `make_evaluator`.
+      loc_b, scale_b: `[B, ...]` copies of the posterior parameters.
+      num_samples: Python `int`, samples `S` per estimate.
+      seeds: One stateless seed per call of `B` repetitions.
+      repetitions: Estimates kept (the first `repetitions` of `B · len(seeds)`).
+      truth: The true KL (or a high-sample reference).
+      theory_std: The std theory predicts (`nan` where there is none).
+      grad_truth: `{'loc': ..., 'scale': ...}`, the true gradients.
+
+    Returns:
+      The columns of `value_stats`, `grad_{loc,scale}_{var,snr,max_bias_z,max_abs_error}`,
+      `repetitions`, `batch_size`, `median_ms_per_batch` and `median_us_per_posterior` (the
+      median over calls but the first, which may include tracing).
+    """
+    values, grads_loc, grads_scale, seconds = run_chunks(evaluate, loc_b, scale_b, num_samples,
+                                                         seeds)
+    cell: dict[str, Any] = value_stats(values[:repetitions], truth, theory_std)
+    for param, samples in (("loc", grads_loc), ("scale", grads_scale)):
+        stats = gradient_stats(samples[:repetitions], grad_truth[param])
+        cell.update({f"grad_{param}_{k}": v for k, v in stats.items()})
+    median = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+    batch_size = int(loc_b.shape[0])
+    cell.update(repetitions=min(len(values), repetitions), batch_size=batch_size,
+                median_ms_per_batch=1e3 * median,
+                median_us_per_posterior=1e6 * median / batch_size)
+    return cell
 
 
 def measure_posterior(block: str, label: str, loc: np.ndarray, scale_tril: np.ndarray,
@@ -199,32 +282,23 @@ def measure_posterior(block: str, label: str, loc: np.ndarray, scale_tril: np.nd
     scale_b = tf.constant(np.broadcast_to(scale, (batch_size, *scale.shape)), tf.float32)
     chunks = -(-repetitions // batch_size)
     rows = []
+    grad_truth = {"loc": true_grad_loc, "scale": true_grad_scale}
     for name in estimators:
         if (name, kind, d) not in evaluators:
-            evaluators[name, kind, d] = _make_evaluator(name, kind, d)
+            evaluators[name, kind, d] = make_evaluator(name, kind, d)
         for num_samples in (sample_counts if name != "analytic" else sample_counts[:1]):
             seeds = [fold_in(seed, label, name, num_samples, chunk) for chunk in range(chunks)]
-            values, grads_loc, grads_scale, seconds = _run_chunks(
-                evaluators[name, kind, d], loc_b, scale_b, num_samples, seeds)
-            grads = {}
-            for param, samples, truth in (("loc", grads_loc, true_grad_loc),
-                                          ("scale", grads_scale, true_grad_scale)):
-                stats = _gradient_stats(samples[:repetitions], truth)
-                grads.update({f"grad_{param}_{k}": v for k, v in stats.items()})
-            # The first call of a trace includes tracing; the median of the rest is the cost.
-            median = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+            cell = measure_cell(evaluators[name, kind, d], loc_b, scale_b, num_samples, seeds,
+                                repetitions, theory.kl, theory.theory_std(name, num_samples),
+                                grad_truth)
             rows.append(EstimatorRow(
                 block=block, setting=label, posterior=kind, latent_dim=d, distance=distance,
                 mu=None if one_d is None else one_d[0],
                 sigma=None if one_d is None else one_d[1], estimator=name,
-                num_samples=num_samples, repetitions=min(len(values), repetitions),
-                true_kl=theory.kl, min_eigenvalue=theory.min_eigenvalue,
+                num_samples=num_samples, true_kl=theory.kl,
+                min_eigenvalue=theory.min_eigenvalue,
                 variance_finite=theory.variance_finite(name),
-                se_reliable=theory.se_reliable(name),
-                **_value_stats(values[:repetitions], theory.kl,
-                               theory.theory_std(name, num_samples)),
-                **grads, batch_size=batch_size, median_ms_per_batch=1e3 * median,
-                median_us_per_posterior=1e6 * median / batch_size))
+                se_reliable=theory.se_reliable(name), **cell))
     return rows
 
 

@@ -6,6 +6,8 @@ one CSV file, in the same order:
 - `EstimatorRow` — `estimators.csv` (every part-1 cell) and `theory_1d.csv` (its 1-D block).
 - `TrainingRow` — `training.csv` (one end-to-end training run per row).
 - `CurveRow` — `training_curves.csv` (one row per run and epoch).
+- `LearnablePriorRow` — `learnable_priors.csv` (every Monte Carlo estimator against a mixture or
+  flow prior, where no closed form exists).
 
 #### CSV format
 
@@ -35,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["CurveRow", "EstimatorRow", "TrainingRow", "read_rows", "write_rows"]
+__all__ = ["CurveRow", "EstimatorRow", "LearnablePriorRow", "TrainingRow", "read_rows",
+           "write_rows"]
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,85 @@ class CurveRow:
     seconds: float | None = None
 
 
-Row = TypeVar("Row", EstimatorRow, TrainingRow, CurveRow)
+@dataclass(frozen=True)
+class LearnablePriorRow:
+    """One cell of the learnable-prior part: a Monte Carlo estimator at one sample count, on one
+    fixed diagonal Gaussian posterior, against a fixed mixture or flow prior.
+
+    There is no closed-form KL here, so bias and gradients are measured against a high-sample
+    reference (the mean of `log q(z) - log p(z)` over `reference_samples` draws `z ~ q`).
+
+    Attributes:
+      prior: `'mixture'` or `'flow'` (a `tfp_vae.priors` name).
+      setting: The cell's label, e.g. `'mixture d=2 far'`.
+      latent_dim: The dimension `d`.
+      distance: `'close'`, `'moderate'` or `'far'` (the posterior of part 1's grid).
+      estimator: The KL estimator's name.
+      num_samples: Samples `S` per estimate.
+      repetitions: Independent estimates measured.
+      reference_kl, reference_se, reference_samples: The reference KL, its own standard error
+        and the samples it averages.
+      variance_finite: Whether the estimator has a finite variance here: `False` only for
+        `mc_ratio_cv` when some posterior variance is at most half a mixture component's
+        variance; `None` (unknown) for `mc_ratio_cv` against the flow prior.
+      ratio_second_moment: `E_q[(p/q)²]` in closed form (mixture prior; `inf` where
+        infinite), `None` for the flow prior; the same in every row of a setting. Large values
+        mean `mc_ratio_cv`'s measured std and bias are carried by rare draws and unreliable.
+      estimate_mean, bias, bias_se, bias_z: The mean estimate, its bias against the reference,
+        the standard error of that bias (the estimate's and the reference's combined) and the
+        bias in standard errors.
+      std, std_se: The measured std of one estimate and its standard error.
+      std_sqrt_s: `std · √S`, the per-sample spread (constant in `S` for an average of `S`
+        independent terms).
+      rel_std, rmse: `std / reference_kl` and the RMSE against the reference.
+      non_finite: Estimates that were NaN or infinite.
+      grad_loc_var, grad_loc_snr, grad_loc_max_bias_z, grad_loc_max_abs_error: The gradient
+        with respect to the posterior `loc`: mean per-parameter variance, signal-to-noise ratio
+        `‖reference gradient‖ / √(Σ var)`, largest |bias| against the reference gradient in
+        standard errors, and largest |bias|.
+      grad_scale_var, grad_scale_snr, grad_scale_max_bias_z, grad_scale_max_abs_error: The same
+        for the posterior `scale_diag`.
+      batch_size: Posteriors evaluated per call.
+      median_ms_per_batch, median_us_per_posterior: Median wall time of one call (estimate and
+        gradient), per batch and per posterior, timed in the same run.
+    """
+
+    prior: str
+    setting: str
+    latent_dim: int
+    distance: str
+    estimator: str
+    num_samples: int
+    repetitions: int
+    reference_kl: float
+    reference_se: float
+    reference_samples: int
+    variance_finite: bool | None
+    ratio_second_moment: float | None
+    estimate_mean: float
+    bias: float
+    bias_se: float
+    bias_z: float
+    std: float
+    std_se: float
+    std_sqrt_s: float
+    rel_std: float
+    rmse: float
+    non_finite: int
+    grad_loc_var: float
+    grad_loc_snr: float
+    grad_loc_max_bias_z: float
+    grad_loc_max_abs_error: float
+    grad_scale_var: float
+    grad_scale_snr: float
+    grad_scale_max_bias_z: float
+    grad_scale_max_abs_error: float
+    batch_size: int
+    median_ms_per_batch: float
+    median_us_per_posterior: float
+
+
+Row = TypeVar("Row", EstimatorRow, TrainingRow, CurveRow, LearnablePriorRow)
 # Column names of study folders written by tfp_vae 0.1.
 _OLD_COLUMNS = {"val_loss": "validation_loss",
                 "val_reconstruction_loss": "validation_reconstruction_loss",
@@ -210,7 +291,8 @@ def write_rows(path: str | os.PathLike, rows: Sequence[Any]) -> Path:
 
     Args:
       path: The CSV file to write (replaced if it exists).
-      rows: Instances of `EstimatorRow`, `TrainingRow` or `CurveRow`, all of one type.
+      rows: Instances of `EstimatorRow`, `TrainingRow`, `CurveRow` or `LearnablePriorRow`,
+        all of one type.
 
     Returns:
       The path written.
@@ -255,7 +337,7 @@ def read_rows(path: str | os.PathLike, row_type: type[Row]) -> list[Row]:
 
     Args:
       path: A CSV file written by `write_rows` (or by tfp_vae 0.1's `compare_kl`).
-      row_type: `EstimatorRow`, `TrainingRow` or `CurveRow`.
+      row_type: `EstimatorRow`, `TrainingRow`, `CurveRow` or `LearnablePriorRow`.
 
     Returns:
       A list of `row_type` instances, in file order.
