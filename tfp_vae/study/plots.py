@@ -1,4 +1,5 @@
-"""Plots of the KL study: relative std, gradient SNR and training curves, one PNG each.
+"""Plots of the KL study: relative std, gradient SNR, training curves and the learnable-prior
+part, one PNG each.
 
 Each function takes the study's typed rows (`tfp_vae.study.rows`) and draws on its own
 `matplotlib.figure.Figure` (rendered by the Agg canvas), so nothing here touches pyplot's global
@@ -15,12 +16,14 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from tfp_vae.study.rows import CurveRow, EstimatorRow
+from tfp_vae.study.rows import CurveRow, EstimatorRow, LearnablePriorRow
 
-__all__ = ["plot_gradient_snr", "plot_relative_std", "plot_training_curves"]
+__all__ = ["plot_gradient_snr", "plot_learnable_priors", "plot_relative_std",
+           "plot_training_curves"]
 
 _DISTANCE_COLORS = {"close": "tab:green", "moderate": "tab:orange", "far": "tab:red"}
 _DIM_STYLES = ("-", "--", ":", "-.")
+_PRIOR_STYLES = {"mixture": "-", "flow": "--"}
 _ESTIMATOR_COLORS = {"analytic": "black", "mc": "tab:blue", "mc_entropy": "tab:orange",
                      "mc_ratio_cv": "tab:green", "mc_stl": "tab:purple"}
 # Distinct markers and widths keep coinciding lines (mc and mc_entropy often overlap) visible.
@@ -146,6 +149,48 @@ def plot_gradient_snr(rows: Sequence[EstimatorRow], path: str | os.PathLike) -> 
     fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"Gradient SNR ‖E g‖ / √(Σ Var g), latent size {dim}", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return _save(fig, path)
+
+
+def plot_learnable_priors(rows: Sequence[LearnablePriorRow], path: str | os.PathLike) -> Path:
+    """Part 3: per-sample spread and loc-gradient SNR against `S`, against learnable priors.
+
+    Columns are the distances from the prior; the top row is `std · √S` (flat for an average of
+    `S` independent terms), the bottom row the SNR of the gradient w.r.t. the posterior `loc`.
+    Colour and marker are the estimator, line style the prior (solid mixture, dashed flow), at
+    the largest latent size. Hollow markers: infinite or unknown variance (`mc_ratio_cv`).
+
+    Args:
+      rows: Part-3 `LearnablePriorRow`s (`learnable_priors.csv`).
+      path: Where to write the PNG.
+
+    Returns:
+      `path`, as a `Path`.
+    """
+    dim = max(r.latent_dim for r in rows)
+    distances = [d for d in _DISTANCE_COLORS if any(r.distance == d for r in rows)]
+    metrics = [("std_sqrt_s", "std · √S"), ("grad_loc_snr", "loc-gradient SNR")]
+    fig = Figure(figsize=(3.6 * len(distances), 5.6))
+    axes = fig.subplots(len(metrics), len(distances), sharex=True, squeeze=False)
+    for i, (metric, label) in enumerate(metrics):
+        for j, distance in enumerate(distances):
+            ax = axes[i][j]
+            for prior, style in _PRIOR_STYLES.items():
+                for name, (marker, width, size) in _ESTIMATOR_MARKERS.items():
+                    sel = _series(rows, prior=prior, estimator=name, distance=distance,
+                                  latent_dim=dim)
+                    if not sel:
+                        continue
+                    color = _ESTIMATOR_COLORS[name]
+                    ax.plot([r.num_samples for r in sel], [getattr(r, metric) for r in sel],
+                            style, marker=marker, lw=width, ms=size, color=color, alpha=0.85,
+                            mfc=color if all(r.variance_finite for r in sel) else "white",
+                            label=f"{name} · {prior}" if (i, j) == (0, 0) else None)
+            _log_log_panel(ax, f"{label} · {distance}", i == len(metrics) - 1, j == 0, label)
+    fig.legend(loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(f"Monte Carlo KL against learnable priors (solid: mixture, dashed: flow; "
+                 f"latent size {dim}; hollow: variance infinite or unknown)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     return _save(fig, path)
 
 

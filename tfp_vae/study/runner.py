@@ -1,6 +1,6 @@
 """`run_study`: the KL study from settings to report folder, and its one argument parser.
 
-`run_study` measures every estimator of `tfp_vae.kl.KL_ESTIMATORS` at two levels and writes a
+`run_study` measures every estimator of `tfp_vae.kl.KL_ESTIMATORS` in three parts and writes a
 report folder (`report.md`, one CSV per measurement, PNG plots):
 
 1. **Estimator level** (`tfp_vae.study.estimators`, no training): bias, spread, gradient
@@ -8,6 +8,9 @@ report folder (`report.md`, one CSV per measurement, PNG plots):
    `tfp_vae.study.theory`.
 2. **End to end** (`tfp_vae.study.training`): the same VAE trained with every KL choice from the
    same initial weights and batches.
+3. **Learnable priors** (`tfp_vae.study.learnable_priors`, no training): every Monte Carlo
+   estimator against fixed mixture and flow priors, where no closed form exists, measured
+   against a high-sample reference.
 
 `configure_parser` / `run_from_args` serve both `tfp-vae compare-kl` and
 `python -m tfp_vae.compare_kl` (also `python -m tfp_vae.study`) through `main`.
@@ -23,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfp_vae.study.rows import CurveRow, EstimatorRow, TrainingRow, write_rows
+from tfp_vae.study.rows import CurveRow, EstimatorRow, LearnablePriorRow, TrainingRow, write_rows
 
 __all__ = ["KLStudyResult", "StudySettings", "configure_parser", "main", "run_from_args",
            "run_study"]
@@ -46,6 +49,8 @@ class StudySettings:
       iwae_samples: Importance samples of the test IWAE bound.
       network: Network preset of part 2's VAE.
       training_batch_size: Batch size of part 2.
+      prior_latent_dims: Latent sizes of part 3 (learnable priors).
+      prior_reference_samples: Samples of part 3's reference KL per posterior.
     """
 
     latent_dims: tuple[int, ...] = (2, 16, 64)
@@ -61,9 +66,11 @@ class StudySettings:
     iwae_samples: int = 200
     network: str = "tfp_course"
     training_batch_size: int = 64
+    prior_latent_dims: tuple[int, ...] = (2, 16)
+    prior_reference_samples: int = 1_000_000
 
     def __post_init__(self):
-        for name in ("latent_dims", "sample_counts"):
+        for name in ("latent_dims", "sample_counts", "prior_latent_dims"):
             values = getattr(self, name)
             values = tuple(values) if isinstance(values, (list, tuple)) else values
             if not isinstance(values, tuple) or not values or any(
@@ -81,10 +88,12 @@ class StudySettings:
 
     @classmethod
     def quick(cls) -> StudySettings:
-        """The small study: about 3 minutes on 2 CPU cores (176 s measured)."""
+        """The small study: about 3 minutes on 2 CPU cores (176 s measured before part 3, which
+        adds about 40 s)."""
         return cls(latent_dims=(2, 16), sample_counts=(1, 4, 16, 64), repetitions=1000,
                    epochs=2, train_size=1024, validation_size=256, test_size=256,
-                   latent_dim_vae=2, several_samples=4, iwae_samples=16)
+                   latent_dim_vae=2, several_samples=4, iwae_samples=16,
+                   prior_latent_dims=(2,))
 
     @classmethod
     def full(cls) -> StudySettings:
@@ -105,6 +114,8 @@ class KLStudyResult:
         rows of `estimators.csv` (the 1-D block is also `theory_1d.csv`).
       training_rows: Part 2, one `TrainingRow` per run; `training.csv`.
       curve_rows: One `CurveRow` per (run, epoch); `training_curves.csv`.
+      prior_rows: Part 3, one `LearnablePriorRow` per (prior, setting, estimator, sample
+        count); `learnable_priors.csv`.
       findings: The plain-language findings printed in the report.
       seconds: Wall time of the whole study.
     """
@@ -115,6 +126,7 @@ class KLStudyResult:
     estimator_rows: list[EstimatorRow] = field(default_factory=list)
     training_rows: list[TrainingRow] = field(default_factory=list)
     curve_rows: list[CurveRow] = field(default_factory=list)
+    prior_rows: list[LearnablePriorRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -123,7 +135,8 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
               latent_dims: Sequence[int] | None = None,
               sample_counts: Sequence[int] | None = None, repetitions: int | None = None,
               epochs: int | None = None, train_size: int | None = None,
-              skip_training: bool = False, dataset: str = "fashion_mnist",
+              skip_training: bool = False, skip_priors: bool = False,
+              dataset: str = "fashion_mnist",
               data_dir: str | Path | None = None,
               log: Callable[[str], None] | None = print) -> KLStudyResult:
     """Runs the KL-estimator study and writes its report folder.
@@ -132,7 +145,8 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
       output_dir: Folder for `report.md`, the CSVs and the PNGs (created if missing).
         Default: `'kl_study'`.
       quick: Python `bool`, the small study (`StudySettings.quick()`: latent sizes 2 and 16, S up
-        to 64, 1000 repetitions, 8 short training runs on 1024 images). Default: `False`.
+        to 64, 1000 repetitions, 8 short training runs on 1024 images, learnable priors in 2-D).
+        Default: `False`.
       seed: Python `int` seeding the posteriors, the samples, the data and the models; the same
         seed gives the same numbers (timings aside). Default: `0`.
       latent_dims: Latent sizes of the estimator grid. Default: `None` (mode's choice).
@@ -140,7 +154,8 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
       repetitions: Independent repetitions per cell. Default: `None` (mode's choice).
       epochs: Training epochs per run in part 2. Default: `None` (mode's choice).
       train_size: Training images in part 2. Default: `None` (mode's choice).
-      skip_training: Python `bool`, run part 1 only. Default: `False`.
+      skip_training: Python `bool`, skip part 2 (training). Default: `False`.
+      skip_priors: Python `bool`, skip part 3 (learnable priors). Default: `False`.
       dataset: `'fashion_mnist'` or `'mnist'` (dashes accepted). Default: `'fashion_mnist'`.
       data_dir: Folder with the IDX files; `None` uses `$TFP_VAE_DATA_DIR` or the Keras
         download. Default: `None`.
@@ -170,6 +185,7 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
     from tfp_vae.config import ModelConfig, TrainingConfig
     from tfp_vae.study import plots, report
     from tfp_vae.study.estimators import estimator_study
+    from tfp_vae.study.learnable_priors import learnable_prior_study
     from tfp_vae.study.training import training_specs, training_study
 
     training_config = None
@@ -205,12 +221,20 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
         write_rows(out / "training.csv", training)
         write_rows(out / "training_curves.csv", curves)
         plots.plot_training_curves(curves, out / "training_curves.png")
-    findings = report.findings(est, training, curves)
+    prior_rows: list[LearnablePriorRow] = []
+    if not skip_priors:
+        prior_rows = learnable_prior_study(
+            settings.prior_latent_dims, settings.sample_counts, settings.repetitions,
+            settings.batch_size, settings.prior_reference_samples, seed, say)
+        write_rows(out / "learnable_priors.csv", prior_rows)
+        plots.plot_learnable_priors(prior_rows, out / "learnable_priors.png")
+    findings = report.findings(est, training, curves, prior_rows)
     seconds = time.perf_counter() - start
     path = report.write_report(out, settings, est, training, curves, findings, seconds, seed,
-                               quick)
+                               quick, prior_rows)
     say(f"report written to {path}")
-    return KLStudyResult(out, path, settings, est, training, curves, findings, seconds)
+    return KLStudyResult(out, path, settings, est, training, curves, prior_rows, findings,
+                         seconds)
 
 
 def _make_output_dir(out: Path) -> None:
@@ -245,7 +269,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                         help="training epochs per run (default: 8; quick 2)")
     parser.add_argument("--train-size", type=int, default=None,
                         help="training images (default: 12000; quick 1024)")
-    parser.add_argument("--skip-training", action="store_true", help="part 1 only")
+    parser.add_argument("--skip-training", action="store_true", help="skip part 2 (training)")
+    parser.add_argument("--skip-priors", action="store_true",
+                        help="skip part 3 (Monte Carlo KL against learnable priors)")
     parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     parser.add_argument("--data-dir", default=None,
                         help="folder with the gzipped IDX files (default: $TFP_VAE_DATA_DIR, "
@@ -269,7 +295,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     result = run_study(args.out, quick=args.quick, seed=args.seed, latent_dims=args.latent_dims,
                        sample_counts=args.samples, repetitions=args.repetitions,
                        epochs=args.epochs, train_size=args.train_size,
-                       skip_training=args.skip_training, dataset=args.dataset,
+                       skip_training=args.skip_training, skip_priors=args.skip_priors,
+                       dataset=args.dataset,
                        data_dir=args.data_dir)
     print(f"KL study finished in {result.seconds:.0f} s; report: {result.report_path}")
     return 0
