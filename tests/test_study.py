@@ -12,6 +12,7 @@ from tfp_vae import compare_kl
 from tfp_vae.study import (
     CurveRow,
     EstimatorRow,
+    LearnablePriorRow,
     TrainingRow,
     main,
     read_rows,
@@ -35,9 +36,11 @@ def test_report_directory_has_report_csvs_and_plots(study):
     out = study.output_dir
     report = study.report_path.read_text()
     for heading in ("## Findings", "1-D Gaussians", "relative std", "gradient quality",
-                    "cost", "end-to-end training", "Attachments from the same start"):
+                    "cost", "end-to-end training", "Attachments from the same start",
+                    "## Part 3 — learnable priors: Monte Carlo KL only"):
         assert heading in report
-    for name in ("relative_std.png", "gradient_snr.png", "training_curves.png"):
+    for name in ("relative_std.png", "gradient_snr.png", "training_curves.png",
+                 "learnable_priors.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert study.findings and all(f"- {f}" in report for f in study.findings)
 
@@ -49,6 +52,25 @@ def test_csv_files_read_back_as_the_same_rows(study):
         r for r in study.estimator_rows if r.block == "theory_1d"]
     assert read_rows(out / "training.csv", TrainingRow) == study.training_rows
     assert read_rows(out / "training_curves.csv", CurveRow) == study.curve_rows
+    assert read_rows(out / "learnable_priors.csv", LearnablePriorRow) == study.prior_rows
+
+
+def test_learnable_prior_part_runs_in_quick_mode_and_is_reported(study):
+    rows = study.prior_rows
+    assert {(r.prior, r.latent_dim, r.distance) for r in rows} == {
+        (prior, 2, distance) for prior in ("mixture", "flow")
+        for distance in ("close", "moderate", "far")}
+    assert {r.num_samples for r in rows} == {1, 4, 16, 64}
+    assert "analytic" not in {r.estimator for r in rows}
+    for row in rows:
+        assert row.repetitions == 1000 and row.reference_samples == 10**6
+        if row.estimator != "mc_ratio_cv":  # finite variance against both priors
+            assert abs(row.bias) <= Z * row.bias_se, row
+    far = {r.estimator: r.std_sqrt_s for r in rows
+           if r.prior == "mixture" and r.distance == "far" and r.num_samples == 64}
+    assert far["mc_entropy"] < far["mc"]  # narrow posteriors: the entropy in closed form wins
+    sentences = [f for f in study.findings if f.startswith("Against learnable priors")]
+    assert len(sentences) == 2 and "far from the prior" in sentences[0], sentences
 
 
 def test_analytic_kl_equals_closed_form(study):
@@ -202,7 +224,7 @@ def test_add_loss_layer_and_regularizer_train_identically(study):
 
 def test_seed_reproduces_part_one(tmp_path):
     options = {"quick": True, "latent_dims": (2,), "sample_counts": (1, 4),
-               "repetitions": 100, "skip_training": True, "log": None}
+               "repetitions": 100, "skip_training": True, "skip_priors": True, "log": None}
     first = run_study(tmp_path / "a", seed=3, **options).estimator_rows
     second = run_study(tmp_path / "b", seed=3, **options).estimator_rows
     for key in ("estimate_mean", "std", "grad_loc_snr", "grad_scale_snr"):
@@ -213,10 +235,11 @@ def test_seed_reproduces_part_one(tmp_path):
 
 
 def test_main_runs_and_rejects_bad_options(tmp_path, capsys):
-    argv = ["--quick", "--skip-training", "--latent-dims", "2", "--samples", "1", "4",
+    argv = ["--quick", "--skip-training", "--skip-priors", "--latent-dims", "2", "--samples",
+            "1", "4",
             "--repetitions", "100", "--out", str(tmp_path)]
     assert compare_kl.main(argv) == 0
-    assert (tmp_path / "report.md").exists()
+    assert (tmp_path / "report.md").exists() and not (tmp_path / "learnable_priors.csv").exists()
     capsys.readouterr()
     assert compare_kl.main([*argv[:-2], "--samples", "0", "--out", str(tmp_path)]) == 2
     assert "sample_counts" in capsys.readouterr().err
@@ -246,4 +269,4 @@ def test_module_entry_points_share_one_parser():
     for module in ("tfp_vae.compare_kl", "tfp_vae.study"):
         done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                               text=True, timeout=120)
-        assert done.returncode == 0 and "--skip-training" in done.stdout, done.stderr
+        assert done.returncode == 0 and "--skip-priors" in done.stdout, done.stderr

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tfp_vae.study.rows import CurveRow, EstimatorRow, TrainingRow, read_rows, write_rows
+from tfp_vae.study.rows import (
+    CurveRow,
+    EstimatorRow,
+    LearnablePriorRow,
+    TrainingRow,
+    read_rows,
+    write_rows,
+)
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "kl_study"
 
@@ -18,6 +25,24 @@ def test_rows_round_trip_with_none_inf_and_booleans(tmp_path):
     assert read_rows(path, CurveRow) == rows
     header = path.read_text().splitlines()[0]
     assert header == ",".join(f.name for f in dataclasses.fields(CurveRow))
+
+
+def test_learnable_prior_rows_round_trip_unknown_and_infinite_values(tmp_path):
+    names = [f.name for f in dataclasses.fields(LearnablePriorRow)]
+    # The gradient and cost columns shared with EstimatorRow come last, as in EstimatorRow.
+    shared = [f.name for f in dataclasses.fields(EstimatorRow)][-11:]
+    assert names[:2] == ["prior", "setting"] and names[-11:] == shared
+    values = dict.fromkeys(names, 0.5)
+    values.update(prior="flow", setting="flow d=2 far", latent_dim=2, distance="far",
+                  estimator="mc_ratio_cv", num_samples=4, repetitions=100,
+                  reference_samples=10**6, variance_finite=None, ratio_second_moment=None,
+                  non_finite=0, batch_size=100, bias_z=-math.inf)
+    rows = [LearnablePriorRow(**values),
+            LearnablePriorRow(**{**values, "prior": "mixture", "variance_finite": False,
+                                 "ratio_second_moment": math.inf})]
+    path = write_rows(tmp_path / "learnable_priors.csv", rows)
+    assert read_rows(path, LearnablePriorRow) == rows
+    assert rows[0].grad_snr("loc") == 0.5
 
 
 def test_write_rows_rejects_empty_and_mixed_rows(tmp_path):

@@ -42,7 +42,63 @@ __all__ = ["CurveRow", "EstimatorRow", "LearnablePriorRow", "TrainingRow", "read
 
 
 @dataclass(frozen=True)
-class EstimatorRow:
+class _GradientAndCost:
+    """The last columns of every estimator cell (`EstimatorRow`, `LearnablePriorRow`): gradient
+    quality and cost, as `tfp_vae.study.estimators.measure_cell` measures them (documented on
+    each row class). A base class placed first among the bases, so these columns come last."""
+
+    grad_loc_var: float
+    grad_loc_snr: float
+    grad_loc_max_bias_z: float
+    grad_loc_max_abs_error: float
+    grad_scale_var: float
+    grad_scale_snr: float
+    grad_scale_max_bias_z: float
+    grad_scale_max_abs_error: float
+    batch_size: int
+    median_ms_per_batch: float
+    median_us_per_posterior: float
+
+    def grad_snr(self, parameter: str) -> float:
+        """The gradient SNR for `parameter` (`'loc'` or `'scale'`)."""
+        return getattr(self, f"grad_{parameter}_snr")
+
+
+@dataclass(frozen=True)
+class _EstimatorColumns:
+    """The leading columns of `EstimatorRow` (documented there)."""
+
+    block: str
+    setting: str
+    posterior: str
+    latent_dim: int
+    distance: str | None
+    mu: float | None
+    sigma: float | None
+    estimator: str
+    num_samples: int
+    repetitions: int
+    true_kl: float
+    min_eigenvalue: float
+    variance_finite: bool
+    se_reliable: bool
+    estimate_mean: float
+    bias: float
+    bias_se: float
+    bias_z: float
+    std: float
+    std_se: float
+    theory_bias: float
+    theory_std: float
+    rel_bias: float
+    rel_std: float
+    rmse: float
+    rel_rmse: float
+    non_finite: int
+
+
+@dataclass(frozen=True)
+class EstimatorRow(_GradientAndCost, _EstimatorColumns):
     """One part-1 cell: an estimator at one sample count on one fixed Gaussian posterior.
 
     Attributes:
@@ -74,49 +130,6 @@ class EstimatorRow:
       median_ms_per_batch, median_us_per_posterior: Median wall time of one call (estimate and
         gradient), per batch and per posterior.
     """
-
-    block: str
-    setting: str
-    posterior: str
-    latent_dim: int
-    distance: str | None
-    mu: float | None
-    sigma: float | None
-    estimator: str
-    num_samples: int
-    repetitions: int
-    true_kl: float
-    min_eigenvalue: float
-    variance_finite: bool
-    se_reliable: bool
-    estimate_mean: float
-    bias: float
-    bias_se: float
-    bias_z: float
-    std: float
-    std_se: float
-    theory_bias: float
-    theory_std: float
-    rel_bias: float
-    rel_std: float
-    rmse: float
-    rel_rmse: float
-    non_finite: int
-    grad_loc_var: float
-    grad_loc_snr: float
-    grad_loc_max_bias_z: float
-    grad_loc_max_abs_error: float
-    grad_scale_var: float
-    grad_scale_snr: float
-    grad_scale_max_bias_z: float
-    grad_scale_max_abs_error: float
-    batch_size: int
-    median_ms_per_batch: float
-    median_us_per_posterior: float
-
-    def grad_snr(self, parameter: str) -> float:
-        """The gradient SNR for `parameter` (`'loc'` or `'scale'`)."""
-        return getattr(self, f"grad_{parameter}_snr")
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,35 @@ class CurveRow:
 
 
 @dataclass(frozen=True)
-class LearnablePriorRow:
+class _LearnablePriorColumns:
+    """The leading columns of `LearnablePriorRow` (documented there)."""
+
+    prior: str
+    setting: str
+    latent_dim: int
+    distance: str
+    estimator: str
+    num_samples: int
+    repetitions: int
+    reference_kl: float
+    reference_se: float
+    reference_samples: int
+    variance_finite: bool | None
+    ratio_second_moment: float | None
+    estimate_mean: float
+    bias: float
+    bias_se: float
+    bias_z: float
+    std: float
+    std_sqrt_s: float
+    std_se: float
+    rel_std: float
+    rmse: float
+    non_finite: int
+
+
+@dataclass(frozen=True)
+class LearnablePriorRow(_GradientAndCost, _LearnablePriorColumns):
     """One cell of the learnable-prior part: a Monte Carlo estimator at one sample count, on one
     fixed diagonal Gaussian posterior, against a fixed mixture or flow prior.
 
@@ -220,9 +261,10 @@ class LearnablePriorRow:
       estimate_mean, bias, bias_se, bias_z: The mean estimate, its bias against the reference,
         the standard error of that bias (the estimate's and the reference's combined) and the
         bias in standard errors.
-      std, std_se: The measured std of one estimate and its standard error.
+      std: The measured std of one estimate.
       std_sqrt_s: `std · √S`, the per-sample spread (constant in `S` for an average of `S`
         independent terms).
+      std_se: The standard error of `std`.
       rel_std, rmse: `std / reference_kl` and the RMSE against the reference.
       non_finite: Estimates that were NaN or infinite.
       grad_loc_var, grad_loc_snr, grad_loc_max_bias_z, grad_loc_max_abs_error: The gradient
@@ -235,40 +277,6 @@ class LearnablePriorRow:
       median_ms_per_batch, median_us_per_posterior: Median wall time of one call (estimate and
         gradient), per batch and per posterior, timed in the same run.
     """
-
-    prior: str
-    setting: str
-    latent_dim: int
-    distance: str
-    estimator: str
-    num_samples: int
-    repetitions: int
-    reference_kl: float
-    reference_se: float
-    reference_samples: int
-    variance_finite: bool | None
-    ratio_second_moment: float | None
-    estimate_mean: float
-    bias: float
-    bias_se: float
-    bias_z: float
-    std: float
-    std_se: float
-    std_sqrt_s: float
-    rel_std: float
-    rmse: float
-    non_finite: int
-    grad_loc_var: float
-    grad_loc_snr: float
-    grad_loc_max_bias_z: float
-    grad_loc_max_abs_error: float
-    grad_scale_var: float
-    grad_scale_snr: float
-    grad_scale_max_bias_z: float
-    grad_scale_max_abs_error: float
-    batch_size: int
-    median_ms_per_batch: float
-    median_us_per_posterior: float
 
 
 Row = TypeVar("Row", EstimatorRow, TrainingRow, CurveRow, LearnablePriorRow)
