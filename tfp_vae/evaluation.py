@@ -152,11 +152,14 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
                         return_per_image: bool = False) -> dict[str, float | np.ndarray]:
     """Importance-weighted estimate `L_k` of `log p(x)` with `k = num_samples` (IWAE bound).
 
-    For each batch of images, the `k` samples are drawn and decoded in chunks of
-    `max(1, max_decoded // batch)` samples at once, all images of the batch together (a
-    `[chunk, batch]` array of log-weights per call; no Python loop over images). The log-weights
-    of all chunks are combined with one log-sum-exp, so large `k` (thousands) neither overflows
-    nor needs more memory than one chunk of decoder activations.
+    For each batch of images, the encoder runs once and the `k` samples are drawn and decoded
+    in chunks of `max(1, max_decoded // batch)` samples, all images of the batch together (a
+    `[chunk, batch]` array of log-weights per step of a compiled loop; no Python loop over
+    images or chunks). Chunk `c` of batch `b` is drawn with the seed `fold_in(seed, b, c)`, so
+    the estimate depends on `seed`, `batch_size` and `max_decoded`. Each chunk's log-weights
+    (`tfp_vae.losses.log_importance_weights`, with the fused Bernoulli log-likelihood where the
+    likelihood is Bernoulli) are folded into a running log-sum-exp, so large `k` (thousands)
+    neither overflows nor needs more memory than one chunk of decoder activations.
 
     Args:
       model: A tfp_vae `VAE`.
@@ -190,26 +193,33 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-    def iwae_log_weights(x, chunk, seed):
-        posterior = model.encoder(x)
-        z = posterior.sample(chunk, seed=seed)                          # [chunk, batch, d]
-        return log_importance_weights(x, posterior, model.decoder, model.prior, z)[0]
+    def iwae_bound(x, num_samples, chunk, seed):
+        posterior, prior = model.encoder(x), model.prior
 
-    log_weights = _compiled(model, "iwae", iwae_log_weights)
+        def add_chunk(index, total):
+            size = tf.minimum(chunk, num_samples - index * chunk)
+            z = posterior.sample(size, seed=tf.random.experimental.stateless_fold_in(
+                seed, index))                                          # [size, batch, d]
+            log_w = log_importance_weights(x, posterior, model.decoder, prior, z,
+                                           fused_bernoulli=True)[0]    # [size, batch]
+            return index + 1, tf.reduce_logsumexp(
+                tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
+
+        # A running log-sum-exp from log 0; one chunk in flight, so memory is one chunk's.
+        _, total = tf.while_loop(
+            lambda index, _: index * chunk < num_samples, add_chunk,
+            (tf.constant(0), tf.fill(tf.shape(x)[:1], tf.constant(-np.inf, posterior.dtype))),
+            parallel_iterations=1)
+        log_k = tf.math.log(tf.cast(num_samples, tf.float64))
+        return total - tf.cast(log_k, total.dtype)                    # [batch]
+
+    bound = _compiled(model, "iwae", iwae_bound)
 
     per_image = []
     for index, x in enumerate(_batches(images, batch_size, model)):
-        batch = int(x.shape[0])
-        chunk = max(1, min(num_samples, max_decoded // batch))
-        weights, drawn, chunk_index = [], 0, 0
-        while drawn < num_samples:
-            size = min(chunk, num_samples - drawn)
-            weights.append(log_weights(x, size, fold_in(seed, index, chunk_index)))
-            drawn += size
-            chunk_index += 1
-        log_w = tf.concat(weights, axis=0)                           # [k, batch]
-        per_image.append((tf.reduce_logsumexp(log_w, axis=0)
-                          - math.log(num_samples)).numpy())
+        chunk = max(1, min(num_samples, max_decoded // int(x.shape[0])))
+        per_image.append(bound(x, tf.constant(num_samples), tf.constant(chunk),
+                               fold_in(seed, index)).numpy())
     values = np.concatenate(per_image)
     mean, error = _mean_and_standard_error(values)
     result: dict[str, float | np.ndarray] = {

@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from tfp_vae.backend import tf, tfd
 from tfp_vae.kl import get_kl_estimator, stop_gradient_parameters
 from tfp_vae.seeds import Seed, stateless_seed
@@ -80,15 +82,63 @@ class IwaeTerms(NamedTuple):
     z: tf.Tensor
 
 
+# The fused Bernoulli log-likelihood multiplies the factors `1 + exp(-|l|)` (each in (1, 2]) in
+# groups of at most this many before taking one log per group: 2^100 stays finite in float32.
+_BERNOULLI_GROUP = 100
+
+
+def _bernoulli_log_prob(logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """`Σ_j log Bernoulli(x_j | logits_j)` over the last axis, one `exp` per pixel.
+
+    `x l - softplus(l) = x l - max(l, 0) - log(1 + exp(-|l|))`, TFP's `Bernoulli.log_prob`
+    (`-sigmoid_cross_entropy_with_logits`), with the logs of one group's factors summed as the
+    log of their product.
+    """
+    size = int(logits.shape[-1])
+    groups = -(-size // _BERNOULLI_GROUP)
+    group = -(-size // groups)
+    factors = 1.0 + tf.exp(-tf.abs(logits))
+    padding = [[0, 0]] * (logits.shape.rank - 1) + [[0, groups * group - size]]
+    factors = tf.reshape(tf.pad(factors, padding, constant_values=1.0),
+                         tf.concat([tf.shape(logits)[:-1], [groups, group]], axis=0))
+    log_normalizer = tf.reduce_sum(tf.math.log(tf.reduce_prod(factors, axis=-1)), axis=-1)
+    return tf.reduce_sum(x * logits - tf.nn.relu(logits), axis=-1) - log_normalizer
+
+
+# XLA fuses the pixel-wise work into one pass (the logits are not re-read per operation).
+_fused_bernoulli_log_prob = tf.function(_bernoulli_log_prob, jit_compile=True)
+
+
+def _bernoulli_logits(likelihood: tfd.Distribution, x: tf.Tensor) -> tf.Tensor | None:
+    """The logits of an `Independent(Bernoulli(logits))` over all of `x`'s event, else `None`."""
+    likelihood = getattr(likelihood, "tensor_distribution", likelihood)
+    pixels = getattr(likelihood, "distribution", None)
+    if (isinstance(likelihood, tfd.Independent) and isinstance(pixels, tfd.Bernoulli)
+            and pixels.logits is not None and x.shape[1:].is_fully_defined()
+            and likelihood.event_shape == x.shape[1:] and likelihood.batch_shape.rank == 1):
+        return tf.convert_to_tensor(pixels.logits)
+    return None
+
+
 def log_likelihood_samples(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribution],
-                           z: tf.Tensor) -> tf.Tensor:
+                           z: tf.Tensor, fused_bernoulli: bool = False) -> tf.Tensor:
     """`log p(x | z_s)` for every sample `z_s`, decoded in one call.
+
+    With `fused_bernoulli=True` and a likelihood that is an `Independent` `Bernoulli` with
+    logits over the whole image (tfp_vae's `IndependentBernoulli` head), `log p(x|z)` is
+    computed from the logits by one XLA-compiled function instead of TFP's `log_prob`: the
+    same formula, `Σ_j x_j l_j - softplus(l_j)`, equal to float32 round-off, with one `exp` per
+    pixel and one `log` per 100 pixels (the `log(1 + exp(-|l|))` terms of a group are summed as
+    the log of their product) and without tiling `x`. It is meant for evaluation (it is about
+    twice as fast for an MLP decoder); other likelihoods ignore the flag.
 
     Args:
       x: Batch of data, shape `[batch] + event_shape`.
       decoder: Callable mapping latents `[n, latent_dim]` to a distribution over `x` with batch
         shape `[n]` (a tfp_vae decoder, or any Keras model ending in a distribution layer).
       z: Latent samples, `[num_samples, batch, latent_dim]`.
+      fused_bernoulli: Python `bool`, use the fused Bernoulli log-likelihood where it applies.
+        Default: `False`.
 
     Returns:
       A `[num_samples, batch]` tensor.
@@ -103,8 +153,15 @@ def log_likelihood_samples(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Dist
     z = tf.convert_to_tensor(z)
     num_samples = tf.shape(z)[0]
     flat_z = tf.reshape(z, [-1, tf.shape(z)[-1]])
+    likelihood = decoder(flat_z)
+    logits = _bernoulli_logits(likelihood, x) if fused_bernoulli else None
+    if logits is not None:
+        pixels = int(np.prod(x.shape[1:]))
+        logits = tf.reshape(logits, [num_samples, -1, pixels])
+        return _fused_bernoulli_log_prob(logits, tf.reshape(tf.cast(x, logits.dtype),
+                                                            [1, -1, pixels]))
     tiled_x = tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
-    return tf.reshape(decoder(flat_z).log_prob(tiled_x), [num_samples, -1])
+    return tf.reshape(likelihood.log_prob(tiled_x), [num_samples, -1])
 
 
 def reconstruction_nll(x: tf.Tensor, decoder: Callable[[tf.Tensor], tfd.Distribution],
@@ -187,8 +244,8 @@ def _check_num_samples(num_samples) -> None:
 def log_importance_weights(x: tf.Tensor, posterior: tfd.Distribution,
                            decoder: Callable[[tf.Tensor], tfd.Distribution],
                            prior: tfd.Distribution, z: tf.Tensor,
-                           beta: float | tf.Tensor | tf.Variable = 1.0
-                           ) -> tuple[tf.Tensor, tf.Tensor]:
+                           beta: float | tf.Tensor | tf.Variable = 1.0,
+                           fused_bernoulli: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """Log importance weights `log p(x|z) + β (log p(z) - log q(z|x))` of given samples.
 
     Args:
@@ -199,6 +256,8 @@ def log_importance_weights(x: tf.Tensor, posterior: tfd.Distribution,
       z: Samples of `posterior`, `[k, batch, latent_dim]`.
       beta: Weight of the prior/posterior log-ratio; `1.0` gives the IWAE bound's weights.
         Default: `1.0`.
+      fused_bernoulli: Python `bool`, compute a Bernoulli `log p(x|z)` by the fused function of
+        `log_likelihood_samples` (evaluation). Default: `False`.
 
     Returns:
       `(log_weights, log_likelihood)`, both `[k, batch]`.
@@ -211,7 +270,7 @@ def log_importance_weights(x: tf.Tensor, posterior: tfd.Distribution,
     tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(100.0)  # L_100 per image
     ```
     """
-    log_likelihood = log_likelihood_samples(x, decoder, z)
+    log_likelihood = log_likelihood_samples(x, decoder, z, fused_bernoulli)
     log_ratio = prior.log_prob(z) - posterior.log_prob(z)
     return log_likelihood + tf.cast(beta, log_ratio.dtype) * log_ratio, log_likelihood
 
