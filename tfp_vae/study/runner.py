@@ -98,7 +98,8 @@ class StudySettings:
     @classmethod
     def full(cls) -> StudySettings:
         """The full study (17 minutes on 2 CPU cores when part 2 still trained with its own
-        loop; not re-measured since it runs `train_run`)."""
+        loop; not re-measured since it runs `train_run`, nor since part 3 was added, which
+        per-call timings put at about 5 more minutes)."""
         return cls()
 
 
@@ -257,7 +258,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """
     parser.add_argument("--out", default="kl_study", help="report folder (default: kl_study)")
     parser.add_argument("--quick", action="store_true",
-                        help="small study, under 3 minutes on 2 CPU cores")
+                        help="small study, about 4 minutes on 2 CPU cores")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--latent-dims", type=int, nargs="+", default=None,
                         help="latent sizes of the estimator grid (default: 2 16 64; quick 2 16)")
