@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tfp_vae.study.rows import (
-    CurveRow,
-    EstimatorRow,
-    LearnablePriorRow,
-    TrainingRow,
-    read_rows,
-    write_rows,
-)
+from tfp_vae.study import read_rows, write_rows
+from tfp_vae.study.rows import CurveRow, EstimatorRow, LearnablePriorRow, TrainingRow
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "kl_study"
 
