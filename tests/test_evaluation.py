@@ -21,7 +21,7 @@ from tfp_vae.evaluation import (
     iwae_log_likelihood,
     nats_to_bits_per_dim,
 )
-from tfp_vae.losses import log_likelihood_samples, negative_elbo
+from tfp_vae.losses import log_importance_weights, log_likelihood_samples, negative_elbo
 from tfp_vae.models import VAE
 from tfp_vae.seeds import fold_in
 
@@ -164,6 +164,47 @@ def test_iwae_is_the_log_mean_exp_of_the_seeded_log_weights():
     assert result["negative_log_likelihood_bits_per_dim"] == pytest.approx(
         -expected.mean() / (PIXELS * math.log(2)), rel=1e-5)
     assert result["num_samples"] == 10 and result["num_images"] == 6
+    assert iwae_log_likelihood(toy.model, x[:2])["num_samples"] == 100  # the default k
+
+
+def tfp_log_weights(model, x, num_samples, batch_size, max_decoded, seed):
+    """`[k, batch]` log-weights per batch by TFP's `log_prob` (no fused path), each chunk drawn
+    as `iwae_log_likelihood` documents and weighed by the posterior that drew it."""
+    per_batch = []
+    for batch_index in range(-(-len(x) // batch_size)):
+        images = x[batch_index * batch_size:(batch_index + 1) * batch_size]
+        posterior = model.encoder(images)
+        chunk = max(1, min(num_samples, max_decoded // len(images)))
+        chunks = []
+        for chunk_index, drawn in enumerate(range(0, num_samples, chunk)):
+            z = posterior.sample(min(chunk, num_samples - drawn),
+                                 seed=fold_in(seed, batch_index, chunk_index))
+            chunks.append(log_importance_weights(images, posterior, model.decoder, model.prior,
+                                                 z)[0].numpy())
+        per_batch.append(np.concatenate(chunks))
+    return per_batch
+
+
+@pytest.mark.parametrize("fields", [
+    {}, {"prior": "vamp", "prior_options": {"num_components": 4}, "posterior_flow": 2},
+    {"prior": "flow", "posterior": "tril"},
+    {"prior": "mixture", "prior_options": {"num_components": 3}, "likelihood": "normal"}],
+    ids=["gaussian", "vamp-iaf", "flow-tril", "mixture-normal"])
+def test_iwae_of_every_prior_and_posterior_is_the_log_mean_exp_of_tfps_log_weights(fields):
+    # 7 images in batches of 4 and 3; k = 11 in chunks of 3 (3, 3, 3, 2) and of 4 (4, 4, 3).
+    keras.utils.set_random_seed(1)
+    model = build_model(ModelConfig(
+        input_shape=TOY_SHAPE, latent_dim=3, network="mlp",
+        network_options={"hidden_units": [8]},
+        kl_estimator="mc" if fields else "analytic",
+        **fields))
+    x = toy_images(7, seed=3)
+    result = iwae_log_likelihood(model, x, num_samples=11, batch_size=4, max_decoded=12,
+                                 seed=2, return_per_image=True)["per_image"]
+    log_weights = tfp_log_weights(model, x, 11, 4, 12, seed=2)
+    expected = np.concatenate([log_mean_exp(w.astype(np.float64)) for w in log_weights])
+    assert np.ptp(np.concatenate(log_weights, axis=1), axis=0).min() > 0.1  # samples matter
+    np.testing.assert_allclose(result, expected, rtol=2e-6)
 
 
 @pytest.mark.parametrize("num_samples", [1, 7, 100])
