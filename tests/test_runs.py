@@ -170,3 +170,10 @@ def test_a_version_1_run_json_still_resumes(tmp_path):
     result = train_run(out, resume=True, changes={"epochs": 2})
     assert len(result.history) == 2
     assert json.loads((out / "run.json").read_text())["format"] == 2
+
+
+def test_a_tril_posterior_trains_on_a_network_that_prefers_xla():
+    # The mlp network compiles with XLA by default, which fails on FillScaleTriL.
+    result = train_run(None, MODEL.replace(posterior="tril"), TRAINING.replace(
+        epochs=1, jit_compile=None, train_size=256))
+    assert np.isfinite(result.metrics["test_negative_elbo"])

@@ -312,7 +312,8 @@ class TrainingConfig(_JsonConfig):
       strategy: `tf.distribute` strategy: `'default'`, `'mirrored'` or `'multi_worker'`.
         Default: `'default'`.
       jit_compile: Compile training steps with XLA; `None` picks per network (what measured
-        faster on CPU). Default: `None`.
+        faster on CPU), and never for a TriL posterior, which XLA cannot compile.
+        Default: `None`.
       early_stopping_patience: Stop after this many epochs without a better validation loss;
         `None` never stops early. Needs `validation_size > 0`. Default: `None`.
       select_best: With a validation split, finish with the weights of the epoch with the best

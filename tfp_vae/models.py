@@ -322,7 +322,14 @@ class VAE(_LatentModel):
                 "reconstruction_loss": reconstruction, "kl_loss": self.kl_weight * kl}
 
     def encode(self, x: tf.Tensor) -> tfd.Distribution:
-        """The posterior `q(z|x)` for images `x` (batch shape `[batch]`)."""
+        """The posterior `q(z|x)` for images `x` (batch shape `[batch]`).
+
+        What the encoder's distribution layer emits: TFP's tensor-coercible wrapper around the
+        distribution (a `_TensorCoercible`; `isinstance(q, tfd.MultivariateNormalTriL)` is
+        False). It has every method of the distribution (`mean`, `sample`, `log_prob`, ...),
+        `tf.convert_to_tensor(q)` draws a sample, and `q.tensor_distribution` is the
+        distribution itself.
+        """
         check_tf_keras(x, "x")
         return self.encoder(x)
 

@@ -402,7 +402,10 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
                 model.set_weights(list(initial_weights))
         jit = training.jit_compile
         if jit is None:
-            jit = get_network(model_config.network).jit_compile
+            # XLA cannot compile FillScaleTriL (tf2xla conversion fails), so a TriL posterior
+            # trains without it whatever the network prefers.
+            jit = get_network(model_config.network).jit_compile and (
+                model_config.posterior != "tril")
         model.compile(optimizer=optimizer, jit_compile=jit)
 
     aside: Path | None = None
