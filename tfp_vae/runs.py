@@ -183,7 +183,8 @@ class _RunCallback(keras.callbacks.Callback):
             self.best_loss, self.best_epoch = validation, epoch + 1
             if self.run is not None:
                 save_model(self.model, self.run.checkpoints_dir / BEST,
-                           metrics={"validation_loss": validation, "epoch": epoch + 1})
+                           metrics={"validation_loss": validation, "epoch": epoch + 1},
+                           training=self.training.to_dict())
             else:
                 self.best_weights = self.model.get_weights()
         patience = self.training.early_stopping_patience
