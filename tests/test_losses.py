@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from tfp_vae.backend import tf, tfd
+from tfp_vae import losses
+from tfp_vae.backend import keras, tf, tfd
+from tfp_vae.heads import IndependentBernoulli, IndependentNormal
 from tfp_vae.kl import analytic_kl
-from tfp_vae.losses import negative_elbo, reconstruction_nll
+from tfp_vae.losses import log_likelihood_samples, negative_elbo, reconstruction_nll
 from tfp_vae.priors import isotropic_gaussian_prior
 
 D = 2
@@ -73,6 +75,57 @@ def test_mc_and_analytic_negative_elbo_agree_in_expectation():
           - PRIOR.log_prob(POSTERIOR.sample(n, seed=tf.constant([1, 0])))).numpy()
     se = lr.std(axis=0, ddof=1) / np.sqrt(n)
     assert np.all(np.abs(mc.numpy() - analytic.numpy()) < 4.5 * se)
+
+
+def dense_head(layer, event_shape, scale, seed=5):
+    """`Dense` on 3-D latents, then a tfp_vae likelihood layer; weights drawn at `scale`."""
+    size = layer.params_size(event_shape)
+    head = keras.Sequential([keras.layers.Dense(size), layer(event_shape)])
+    head.build((None, 3))
+    rng = np.random.default_rng(seed)
+    head.set_weights([scale * rng.normal(size=(3, size)), scale * rng.normal(size=size)])
+    return head
+
+
+def count_fused_calls(monkeypatch):
+    calls, fused = [], losses._fused_bernoulli_log_prob
+    monkeypatch.setattr(losses, "_fused_bernoulli_log_prob",
+                        lambda *args: calls.append(args) or fused(*args))
+    return calls
+
+
+@pytest.mark.parametrize("event_shape", [(28, 28, 1), (5, 7, 3)])
+def test_fused_bernoulli_log_likelihood_is_the_bernoulli_log_prob(event_shape, monkeypatch):
+    # Logits up to about ±60: factors 1 + exp(-|l|) from 1 to 2. 784 pixels make 8 groups of
+    # 98 factors; 105 make 2 groups of 53 (one padded).
+    head = dense_head(IndependentBernoulli, event_shape, scale=8.0)
+    rng = np.random.default_rng(6)
+    x = (rng.random((4, *event_shape)) < 0.3).astype(np.float32)
+    z = rng.normal(size=(6, 4, 3)).astype(np.float32)
+    calls = count_fused_calls(monkeypatch)
+    fused = log_likelihood_samples(x, head, z, fused_bernoulli=True)
+    assert len(calls) == 1
+    kernel, bias = (w.astype(np.float64) for w in head.get_weights())
+    logits = z.astype(np.float64) @ kernel + bias                   # [6, 4, pixels]
+    expected = np.sum(x.reshape(4, -1) * logits - np.logaddexp(0.0, logits), axis=-1)
+    assert np.abs(expected).min() > 300  # hundreds of nats: rtol 1e-6 is float32 round-off
+    np.testing.assert_allclose(fused, expected, rtol=1e-6)
+    np.testing.assert_allclose(fused, log_likelihood_samples(x, head, z), rtol=1e-6)
+    # Logits 0: every pixel has probability 1/2 and each group's product is 2^98 (or 2^53).
+    blind = dense_head(IndependentBernoulli, event_shape, scale=0.0)
+    np.testing.assert_allclose(log_likelihood_samples(x, blind, z, fused_bernoulli=True),
+                               np.full((6, 4), -np.prod(event_shape) * np.log(2.0)), rtol=1e-6)
+
+
+def test_fused_bernoulli_leaves_other_likelihoods_to_their_log_prob(monkeypatch):
+    head = dense_head(IndependentNormal, (4, 4, 1), scale=0.5)
+    rng = np.random.default_rng(7)
+    x = rng.random((3, 4, 4, 1)).astype(np.float32)
+    z = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    calls = count_fused_calls(monkeypatch)
+    np.testing.assert_array_equal(log_likelihood_samples(x, head, z, fused_bernoulli=True),
+                                  log_likelihood_samples(x, head, z))
+    assert not calls
 
 
 def test_bad_arguments():

@@ -45,11 +45,12 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(model: VAE | Autoencoder, key: Hashable, python_function: Callable
-              ) -> Callable:
+def _compiled(model: VAE | Autoencoder, key: Hashable, python_function: Callable,
+              input_signature: list[tf.TensorSpec] | None = None) -> Callable:
     functions = _COMPILED.setdefault(model, {})
     if key not in functions:
-        functions[key] = tf.function(python_function, reduce_retracing=True)
+        functions[key] = tf.function(python_function, input_signature=input_signature,
+                                     reduce_retracing=True)
     return functions[key]
 
 
@@ -213,7 +214,11 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         log_k = tf.math.log(tf.cast(num_samples, tf.float64))
         return total - tf.cast(log_k, total.dtype)                    # [batch]
 
-    bound = _compiled(model, "iwae", iwae_bound)
+    scalar = tf.TensorSpec([], tf.int32)
+    # One trace for every batch size, k and chunk (only the fused XLA part compiles per shape).
+    bound = _compiled(model, "iwae", iwae_bound, [
+        tf.TensorSpec([None, *model.config.input_shape], tf.float32), scalar, scalar,
+        tf.TensorSpec([2], tf.int32)])
 
     per_image = []
     for index, x in enumerate(_batches(images, batch_size, model)):
