@@ -164,7 +164,9 @@ def test_iwae_is_the_log_mean_exp_of_the_seeded_log_weights():
     assert result["negative_log_likelihood_bits_per_dim"] == pytest.approx(
         -expected.mean() / (PIXELS * math.log(2)), rel=1e-5)
     assert result["num_samples"] == 10 and result["num_images"] == 6
-    assert iwae_log_likelihood(toy.model, x[:2])["num_samples"] == 100  # the default k
+    default = iwae_log_likelihood(toy.model, x[:2])  # defaults: k = 100, seed 0
+    assert default["num_samples"] == 100 and default["log_likelihood"] == iwae_log_likelihood(
+        toy.model, x[:2], num_samples=100, seed=0)["log_likelihood"]
 
 
 def tfp_log_weights(model, x, num_samples, batch_size, max_decoded, seed):
