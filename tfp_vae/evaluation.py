@@ -43,6 +43,8 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 # Compiled evaluation functions per model, built once: a `tf.function` made per call would be
 # retraced on every call (and TensorFlow warns after five).
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# IWAE chunks in flight at once: the next chunk's sampling overlaps this one's decoding.
+_PARALLEL_CHUNKS = 2
 
 
 def _compiled(model: VAE | Autoencoder, key: Hashable, python_function: Callable,
@@ -160,15 +162,16 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
     the estimate depends on `seed`, `batch_size` and `max_decoded`. Each chunk's log-weights
     (`tfp_vae.losses.log_importance_weights`, with the fused Bernoulli log-likelihood where the
     likelihood is Bernoulli) are folded into a running log-sum-exp, so large `k` (thousands)
-    neither overflows nor needs more memory than one chunk of decoder activations.
+    neither overflows nor needs more memory than two chunks of decoder activations.
 
     Args:
       model: A tfp_vae `VAE`.
       images: `[n] + input_shape` array, binarized if the likelihood is Bernoulli.
       num_samples: Python `int`, importance samples `k` per image. Default: `100`.
       batch_size: Python `int`, images per chunk. Default: `100`.
-      max_decoded: Python `int`, upper bound on latent codes decoded in one call (memory bound:
-        the decoder's activations for this many codes). Default: `4096`.
+      max_decoded: Python `int`, upper bound on latent codes decoded in one step (memory bound:
+        the decoder's activations for this many codes). Larger steps were not faster for the
+        Burda MLP on 2 CPU cores (`benchmarks/bench_iwae_eval.py`). Default: `4096`.
       seed: Python `int`, stateless seed: the same seed gives the same estimate. Default: `0`.
       return_per_image: Python `bool`, also return the per-image `L_k`. Default: `False`.
 
@@ -194,6 +197,7 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow: tf.while_loop, no autograph
     def iwae_bound(x, num_samples, chunk, seed):
         posterior, prior = model.encoder(x), model.prior
 
@@ -206,11 +210,11 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
             return index + 1, tf.reduce_logsumexp(
                 tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
 
-        # A running log-sum-exp from log 0; one chunk in flight, so memory is one chunk's.
+        # A running log-sum-exp from log 0; memory is that of the chunks in flight.
         _, total = tf.while_loop(
             lambda index, _: index * chunk < num_samples, add_chunk,
             (tf.constant(0), tf.fill(tf.shape(x)[:1], tf.constant(-np.inf, posterior.dtype))),
-            parallel_iterations=1)
+            parallel_iterations=_PARALLEL_CHUNKS)
         log_k = tf.math.log(tf.cast(num_samples, tf.float64))
         return total - tf.cast(log_k, total.dtype)                    # [batch]
 
