@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         target = ROOT / "recipes" / "models" / recipe.name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(model_dir, target)
+        # A best-validation checkpoint written before its training config was recorded: add it,
+        # so `tfp-vae evaluate recipes/models/NAME` finds the right test split.
+        metadata_file = target / "metadata.json"
+        metadata = json.loads(metadata_file.read_text())
+        if not metadata.get("training"):
+            metadata["training"] = training.to_dict()
+            metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -297,9 +297,10 @@ def _build_parser() -> argparse.ArgumentParser:
         description="The KL-estimator study: estimator-level bias, standard deviation, gradient "
                     "SNR and cost against closed forms, then end-to-end VAE training with each "
                     "KL choice; writes report.md, CSV files and PNG plots to --out.",
-        epilog="examples:\n  tfp-vae compare-kl --quick --out runs/kl-quick   # under 2 minutes\n"
+        epilog="examples:\n  tfp-vae compare-kl --quick --out runs/kl-quick   # about 4 minutes\n"
                "  tfp-vae compare-kl --out runs/kl-study              # the full study\n"
-               "  tfp-vae compare-kl --skip-training --latent-dims 2 16 --samples 1 16 256\n",
+               "  tfp-vae compare-kl --skip-training --skip-priors --latent-dims 2 16 "
+               "--samples 1 16   # part 1 only\n",
         formatter_class=_FORMATTER)
     from tfp_vae.compare_kl import configure_parser
 
