@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         metadata_file = target / "metadata.json"
         metadata = json.loads(metadata_file.read_text())
         if not metadata.get("training"):
-            metadata["training"] = training.to_dict()
+            # The data folder of the machine that trained it is not part of the model.
+            metadata["training"] = {**training.to_dict(), "data_dir": None}
             metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
