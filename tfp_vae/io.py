@@ -45,6 +45,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "EpochCheckpoint",
     "NonFiniteLossError",
+    "NonFiniteLossWatch",
     "latest_checkpoint",
     "load_checkpoint",
     "load_model",
@@ -377,7 +378,32 @@ def load_checkpoint(checkpoint: str | os.PathLike,
     return model, optimizer, state
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
+class NonFiniteLossWatch(keras.callbacks.Callback):
+    """Stops `fit` at the first batch whose training loss is NaN/Inf, and times each epoch.
+
+    Attributes:
+      non_finite: `None`, or a one-sentence description of where the loss became non-finite.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.non_finite: str | None = None
+        self._epoch = 0
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.non_finite = (f"the training loss became {float(loss)} in epoch "
+                               f"{self._epoch + 1}, batch {batch + 1}")
+            self.model.stop_training = True
+
+
+class EpochCheckpoint(NonFiniteLossWatch):
     """Checkpoints every completed epoch atomically and stops training on a NaN/Inf loss.
 
     After each batch the training loss is checked; a non-finite value stops training at once
@@ -414,19 +440,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.initial_epoch = int(initial_epoch)
         self.history = list(history or [])
         self.keep = keep
-        self.non_finite: str | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.non_finite = (f"the training loss became {float(loss)} in epoch "
-                               f"{self._epoch + 1}, batch {batch + 1}")
-            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}

@@ -39,6 +39,7 @@ from tfp_vae.data import DataSplits, binarize, check_images, load_splits, make_d
 from tfp_vae.evaluation import active_units, evaluate_elbo, evaluate_model, iwae_log_likelihood
 from tfp_vae.io import (
     NonFiniteLossError,
+    NonFiniteLossWatch,
     load_model,
     save_checkpoint,
     save_model,
@@ -135,7 +136,7 @@ def _honest_name(name: str) -> str:
     return "validation_" + name[4:] if name.startswith("val_") else name
 
 
-class _RunCallback(keras.callbacks.Callback):
+class _RunCallback(NonFiniteLossWatch):
     """History rows, NaN stop, per-epoch checkpoint, best-validation weights, early stopping."""
 
     def __init__(self, run: RunDir | None, history: list[dict[str, float]],
@@ -145,24 +146,12 @@ class _RunCallback(keras.callbacks.Callback):
         self.history = history
         self.training = training
         self.on_first_checkpoint = on_first_checkpoint
-        self.non_finite: str | None = None
         self.best_loss = min((row["validation_loss"] for row in history
                               if "validation_loss" in row), default=math.inf)
         self.best_epoch = next((int(row["epoch"]) for row in history
                                 if row.get("validation_loss") == self.best_loss), 0)
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.non_finite = (f"the training loss became {float(loss)} in epoch "
-                               f"{self._epoch + 1}, batch {batch + 1}")
-            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {_honest_name(name): float(value) for name, value in (logs or {}).items()}
