@@ -177,7 +177,7 @@ class ModelConfig(_JsonConfig):
         Default: `'gaussian'`.
       prior_options: Keyword options of the prior, e.g. `{'num_components': 10}` (see
         `tfp_vae.priors.prior_options`). Default: `{}`.
-      likelihood: `'bernoulli'` or `'normal'`. Default: `'bernoulli'`.
+      likelihood: `'bernoulli'`, `'normal'` or `'continuous_bernoulli'`. Default: `'bernoulli'`.
       kl_attachment: Where the KL enters the loss: `'loss'` (the loss function), `'add_loss'`
         (a `KLDivergenceAddLoss` layer) or `'regularizer'` (a `KLDivergenceRegularizer`).
         Default: `'loss'`.

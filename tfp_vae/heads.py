@@ -21,6 +21,7 @@ from tfp_vae.registry import Registry
 __all__ = [
     "POSTERIORS",
     "LIKELIHOODS",
+    "IndependentContinuousBernoulli",
     "IndependentBernoulli",
     "IndependentNormal",
     "InverseAutoregressiveFlow",
@@ -236,12 +237,59 @@ class IndependentNormal(tfpl.DistributionLambda):
         return {**base, "event_shape": self._event_shape, "min_scale": self._min_scale}
 
 
+class IndependentContinuousBernoulli(tfpl.DistributionLambda):
+    """Independent continuous Bernoulli pixels (Loaiza-Ganem & Cunningham, 2019), from logits.
+
+    `tfd.ContinuousBernoulli` is the normalised density on [0, 1] of which the Bernoulli
+    cross-entropy on grey levels is the unnormalised part: the right likelihood for grey-level
+    or colour pixels in [0, 1] when a Bernoulli decoder's cross-entropy is not a density.
+    One parameter (a logit) per pixel.
+
+    Args:
+      event_shape: Shape of one image, e.g. `(28, 28, 1)`.
+      convert_to_tensor_fn: Default: `tfd.Distribution.mean`.
+      validate_args: Default: `False`.
+      **kwargs: Passed to `tfp.layers.DistributionLambda`.
+    """
+
+    def __init__(self, event_shape: Sequence[int],
+                 convert_to_tensor_fn: Callable = tfd.Distribution.mean,
+                 validate_args: bool = False, **kwargs):
+        event_shape = tuple(int(d) for d in event_shape)
+        super().__init__(
+            lambda t: IndependentContinuousBernoulli.new(t, event_shape, validate_args),
+            convert_to_tensor_fn, **kwargs)
+        self._event_shape = event_shape
+
+    @staticmethod
+    def new(params: tf.Tensor, event_shape: Sequence[int], validate_args: bool = False,
+            name: str | None = None) -> tfd.Independent:
+        """Builds the distribution from `prod(event_shape)` logits."""
+        params = tf.convert_to_tensor(params, name="params")
+        logits = tf.reshape(params, tf.concat([tf.shape(params)[:-1], list(event_shape)], 0))
+        return tfd.Independent(
+            tfd.ContinuousBernoulli(logits=logits, validate_args=validate_args),
+            reinterpreted_batch_ndims=len(event_shape),
+            name=name or "IndependentContinuousBernoulli")
+
+    @staticmethod
+    def params_size(event_shape: Sequence[int], name: str | None = None) -> int:
+        """The number of parameters: `prod(event_shape)`."""
+        return int(np.prod(event_shape))
+
+    def get_config(self) -> dict:
+        base = super().get_config()
+        base.pop("make_distribution_fn", None)
+        return {**base, "event_shape": self._event_shape}
+
+
 POSTERIORS: Registry[type] = Registry("posterior")
 POSTERIORS.add("diag", MultivariateNormalDiag)
 POSTERIORS.add("tril", MultivariateNormalTriL)
 LIKELIHOODS: Registry[type] = Registry("likelihood")
 LIKELIHOODS.add("bernoulli", IndependentBernoulli)
 LIKELIHOODS.add("normal", IndependentNormal)
+LIKELIHOODS.add("continuous_bernoulli", IndependentContinuousBernoulli)
 
 
 def params_per_pixel(likelihood: str) -> int:
@@ -338,8 +386,9 @@ def likelihood_head(event_shape: Sequence[int], likelihood: str = "bernoulli",
 
     Args:
       event_shape: Shape of one image, e.g. `(28, 28, 1)`.
-      likelihood: `'bernoulli'` (`IndependentBernoulli`, logits) or `'normal'`
-        (`IndependentNormal`, floored scale). Default: `'bernoulli'`.
+      likelihood: `'bernoulli'` (`IndependentBernoulli`, logits), `'normal'`
+        (`IndependentNormal`, floored scale) or `'continuous_bernoulli'`
+        (`IndependentContinuousBernoulli`, logits). Default: `'bernoulli'`.
       dense: Python `bool`; `True` adds a `Dense(params_size)` (for MLP decoders), `False`
         expects the body to emit the parameters as channels and only flattens them.
         Default: `False`.
