@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 from tfp_vae.evaluation import iwae_log_likelihood
+from tfp_vae.finished_runs import load_test_split
 from tfp_vae.io import load_model
 from tfp_vae.recipes import load_recipe
-from tfp_vae.rundir import RunDir, load_test_split
+from tfp_vae.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,6 +36,7 @@ _EXPORTS = {
                      "VampPrior", "isotropic_gaussian_prior", "make_prior"], "priors"),
     **dict.fromkeys(["KLWeightScheduler", "linear_kl_warmup", "train_loop"], "training"),
     **dict.fromkeys(["RunDir"], "rundir"),
+    **dict.fromkeys(["load_test_split", "saved_run"], "finished_runs"),
     **dict.fromkeys(["RunResult", "train_run"], "runs"),
 }
 

@@ -319,9 +319,9 @@ def _warn(message: str) -> None:
 def _train(args: argparse.Namespace) -> int:
     from tfp_vae.config import ModelConfig, TrainingConfig
     from tfp_vae.data import source_defaults
+    from tfp_vae.finished_runs import default_run_path
     from tfp_vae.models import VAE
     from tfp_vae.recipes import load_recipe
-    from tfp_vae.rundir import default_run_path
     from tfp_vae.runs import train_run
 
     given: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
@@ -374,8 +374,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tfp_vae.evaluation import evaluate_model
+    from tfp_vae.finished_runs import load_test_split, rounded, saved_run
     from tfp_vae.io import load_model
-    from tfp_vae.runs import load_test_split, rounded, saved_run
 
     if args.samples > 5000:
         raise ValueError(f"--samples must be at most 5000, got {args.samples}.")
@@ -401,10 +401,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from tfp_vae.finished_runs import saved_run
     from tfp_vae.io import load_model
     from tfp_vae.models import VAE
     from tfp_vae.plots import plot_samples
-    from tfp_vae.runs import saved_run
 
     model_dir, run, _ = saved_run(args.dir)
     model = load_model(model_dir)
@@ -419,9 +419,9 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    from tfp_vae.finished_runs import load_test_split, saved_run
     from tfp_vae.io import load_model
     from tfp_vae.plots import plot_reconstructions
-    from tfp_vae.runs import load_test_split, saved_run
 
     model_dir, run, training = saved_run(args.dir)
     model = load_model(model_dir)
@@ -435,9 +435,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from tfp_vae.finished_runs import load_test_split, saved_run
     from tfp_vae.io import load_model
     from tfp_vae.plots import write_run_plots
-    from tfp_vae.runs import load_test_split, saved_run
 
     model_dir, run, training = saved_run(args.dir)
     model = load_model(model_dir)

@@ -18,7 +18,6 @@ A run directory `DIR` holds:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import fcntl
 import json
 import os
@@ -29,16 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tfp_vae.backend import keras
 from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
-from tfp_vae.data import DataSplits, load_splits
-from tfp_vae.io import CONFIG_FILE, load_checkpoint, load_model, read_metadata
+from tfp_vae.io import load_checkpoint, load_model
 from tfp_vae.models import VAE, Autoencoder
 
-__all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError",
-           "default_run_path", "load_test_split", "saved_run"]
+__all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError"]
 
 RUN_FORMAT = 2
 # TrainingConfig fields a resumed run may change: they do not alter what was trained so far.
@@ -95,6 +90,16 @@ def _migrate_v1(settings: Mapping[str, Any]) -> tuple[ModelConfig, TrainingConfi
     return model, training
 
 
+class _Entry:
+    """A file or folder of the layout: `run.metrics_file` is `run.path / "metrics.json"`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, run: RunDir | None, owner: type | None = None) -> Any:
+        return self if run is None else run.path / self.name
+
+
 def _csv_number(value: float | None) -> str:
     if value is None:
         return ""
@@ -132,37 +137,15 @@ class RunDir:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    @property
-    def run_file(self) -> Path:
-        return self.path / self.RUN_FILE
-
-    @property
-    def data_file(self) -> Path:
-        return self.path / "data.json"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.path / "model"
-
-    @property
-    def plots_dir(self) -> Path:
-        return self.path / "plots"
-
-    @property
-    def history_file(self) -> Path:
-        return self.path / "history.csv"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / "metrics.json"
-
-    @property
-    def complete_file(self) -> Path:
-        return self.path / self.COMPLETE_FILE
+    # The layout (see the module docstring): each is a `Path` below `path`.
+    run_file = _Entry(RUN_FILE)
+    data_file = _Entry("data.json")
+    checkpoints_dir = _Entry("checkpoints")
+    model_dir = _Entry("model")
+    plots_dir = _Entry("plots")
+    history_file = _Entry("history.csv")
+    metrics_file = _Entry("metrics.json")
+    complete_file = _Entry(COMPLETE_FILE)
 
     @property
     def lock_file(self) -> Path:
@@ -303,7 +286,47 @@ class RunDir:
         """Writes the `COMPLETE` marker, last and atomically."""
         _write_text_atomically(self.complete_file, json.dumps(dict(summary), indent=2) + "\n")
 
-    # Lock, stale files, checkpoints ----------------------------------------------------------
+    # Creation, lock, stale files, checkpoints ------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Refuses a path that cannot become a run directory.
+
+        Raises:
+          ValueError: If the path or a parent is a file, or the folder is not writable.
+        """
+        path = self.path
+        probe = path if path.exists() else path.parent
+        while not probe.exists():
+            probe = probe.parent
+        if probe == path and not probe.is_dir():
+            raise ValueError(f"--out {path} is a file; choose a directory path.")
+        if not probe.is_dir():
+            raise ValueError(f"--out {path} is inside the file {probe}; choose a directory path.")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise ValueError(f"Cannot write to {probe} (permission denied); choose a writable "
+                             "--out.")
+
+    def check_new(self, overwrite: bool = False) -> None:
+        """Refuses a new run over a folder that is not a run, or (unless `overwrite`) a run.
+
+        Call it after `check_writable`, which refuses a path that is a file.
+
+        Raises:
+          ValueError: One sentence saying what is there and what to pass instead.
+        """
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not self.exists:
+                raise ValueError(f"{self.path} is a non-empty directory that is not a tfp-vae "
+                                 "run; choose another --out.")
+            if not overwrite:
+                raise ValueError(f"{self.path} already holds a training run; pass --resume to "
+                                 "continue it or --overwrite to start over.")
+
+    def latest_checkpoint(self) -> str | None:
+        """The epoch folder that `checkpoints/latest` names, or `None` without one."""
+        pointer = self.checkpoints_dir / _LATEST
+        return pointer.read_text().strip() if pointer.is_file() else None
+
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -402,8 +425,7 @@ class RunDir:
           ValueError: If the run has no intact checkpoint.
         """
         messages, skipped = [], []
-        pointer = self.checkpoints_dir / _LATEST
-        named = pointer.read_text().strip() if pointer.is_file() else None
+        named = self.latest_checkpoint()
         for candidate in self._checkpoint_candidates():
             try:
                 model, optimizer, state = load_checkpoint(candidate, optimizer_fn)
@@ -442,16 +464,13 @@ class RunDir:
           ValueError: If a change touches a field outside `RESUMABLE_FIELDS` (one sentence naming
             the command-line flags), or `epochs` under a decaying learning-rate schedule.
         """
-        run = self
-        saved_model, saved_training = run.read_configs()
-        requested = dict(changes or {})
-        if training_config is not None:
-            requested.update({name: value for name, value in training_config.to_dict().items()
-                              if value != saved_training.to_dict()[name]})
-        if model_config is not None:
-            requested.update({name: value for name, value in model_config.to_dict().items()
-                              if value != saved_model.to_dict()[name]})
+        saved_model, saved_training = self.read_configs()
         training_fields, model_fields = saved_training.to_dict(), saved_model.to_dict()
+        requested = dict(changes or {})
+        for given, saved in ((training_config, training_fields), (model_config, model_fields)):
+            if given is not None:
+                requested.update({name: value for name, value in given.to_dict().items()
+                                  if value != saved[name]})
         unknown = sorted(set(requested) - set(training_fields) - set(model_fields))
         if unknown:
             raise ValueError(f"Unknown setting(s) {unknown} for a resumed run.")
@@ -466,12 +485,12 @@ class RunDir:
                if candidate_model.to_dict()[name] != model_fields[name]])
         if conflicts:
             flags = ", ".join(f"--{cli_name(name)}" for name in conflicts)
-            raise ValueError(f"{flags} cannot change when resuming {run.path}, which was trained "
+            raise ValueError(f"{flags} cannot change when resuming {self.path}, which was trained "
                              "with other values; drop them, or start a new run with --overwrite "
                              "or another --out.")
         if (candidate.epochs != saved_training.epochs
                 and saved_training.learning_rate_schedule != "constant"):
-            raise ValueError(f"--epochs cannot change when resuming {run.path}: its "
+            raise ValueError(f"--epochs cannot change when resuming {self.path}: its "
                              f"{saved_training.learning_rate_schedule} learning-rate schedule "
                              f"decays over exactly {saved_training.epochs} epochs.")
         applied = sorted(name for name in training_fields
@@ -479,86 +498,3 @@ class RunDir:
         messages = ([f"Applied the changed setting(s) {', '.join(applied)} to the resumed run."]
                     if applied else [])
         return saved_model, candidate, messages
-
-
-def default_run_path(model_config: ModelConfig, training_config: TrainingConfig) -> Path:
-    """`runs/DATA-KIND`, e.g. `runs/fashion-mnist-vae` or `runs/my_faces-vae` for a folder."""
-    data = training_config.data
-    name = Path(data).stem if ("/" in data or os.sep in data or Path(data).suffix) else data
-    return Path("runs") / f"{cli_name(name)}-{model_config.kind}"
-
-
-def saved_run(path: str | os.PathLike) -> tuple[Path, RunDir | None, TrainingConfig]:
-    """Where a saved model lives and how it was trained, from a run or model directory.
-
-    Args:
-      path: A run directory (complete), its `model/` folder, or a model directory written by
-        `tfp_vae.io.save_model` outside a run.
-
-    Returns:
-      `(model_dir, run_dir or None, training_config)`.
-
-    Raises:
-      FileNotFoundError: If `path` does not exist.
-      ValueError: If the run is unfinished or `path` holds no saved model.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; pass a directory written by "
-                                "`tfp-vae train`.")
-    for candidate in (path, path.parent):
-        run = RunDir(candidate)
-        if run.exists and (candidate == path or path == run.model_dir):
-            run.require_complete()
-            return run.model_dir, run, run.training_config
-    if (path / CONFIG_FILE).is_file():
-        training = read_metadata(path).get("training", {})
-        fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-        return path, None, TrainingConfig(**{k: v for k, v in training.items() if k in fields})
-    raise ValueError(f"{path} holds no saved model (no {CONFIG_FILE} in it or in "
-                     f"{path / 'model'}); pass a directory written by `tfp-vae train`.")
-
-
-def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None = None,
-                    test_size: int | None = None, offset: int = 0, run: RunDir | None = None,
-                    log: Callable[[str], None] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """A run's test images (binarized exactly as the run's final metrics saw them).
-
-    Args:
-      training: The run's `TrainingConfig`.
-      data_dir: Overrides `training.data_dir`. Default: `None`.
-      test_size: How many images from `offset`; `None` takes all. Default: `None`.
-      offset: Index of the first image. Default: `0`.
-      run: The run the images are for; if its recorded data hash differs from the data found
-        now, `log` gets a warning. Default: `None`.
-      log: Receives warnings, one sentence each. Default: `None`.
-
-    Returns:
-      `(images, labels, class_names)`.
-
-    Raises:
-      ValueError: If `offset` is beyond the test images (a range running past their end is
-        cut short).
-    """
-    stop = None if test_size is None else offset + test_size
-
-    def splits_until(stop: int | None) -> DataSplits:
-        return load_splits(training.data, data_dir or training.data_dir, test_size=stop,
-                           binarization=training.binarization, seed=training.seed,
-                           image_size=training.image_size)
-
-    try:
-        splits = splits_until(stop)
-    except ValueError:
-        if stop is None:
-            raise
-        splits = splits_until(None)  # fewer test images than asked for: the range is cut
-    changed = run.data_changed(splits.sha256) if run is not None else None
-    if changed and log is not None:
-        log(changed)
-    images, labels = splits.x_test[offset:stop], splits.y_test[offset:stop]
-    if len(images) == 0:
-        raise ValueError(f"--offset {offset} is beyond the {len(splits.x_test)} test images of "
-                         f"{splits.name}; use an offset below {len(splits.x_test)}.")
-    return images, labels, splits.class_names

@@ -37,6 +37,7 @@ from tfp_vae.backend import keras, tf
 from tfp_vae.config import ModelConfig, TrainingConfig
 from tfp_vae.data import DataSplits, binarize, check_images, load_splits, make_dataset
 from tfp_vae.evaluation import active_units, evaluate_elbo, evaluate_model, iwae_log_likelihood
+from tfp_vae.finished_runs import rounded
 from tfp_vae.io import (
     NonFiniteLossError,
     NonFiniteLossWatch,
@@ -47,15 +48,7 @@ from tfp_vae.io import (
 from tfp_vae.models import VAE, Autoencoder, build_model
 from tfp_vae.networks import get_network
 from tfp_vae.plots import write_run_plots
-from tfp_vae.rundir import (
-    BEST,
-    RUN_FORMAT,
-    RunBusyError,
-    RunDir,
-    RunError,
-    load_test_split,
-    saved_run,
-)
+from tfp_vae.rundir import BEST, RUN_FORMAT, RunBusyError, RunDir, RunError
 from tfp_vae.summaries import tensorboard_callbacks
 from tfp_vae.training import KLWeightScheduler, linear_kl_warmup
 
@@ -65,16 +58,12 @@ __all__ = [
     "RunDir",
     "RunError",
     "RunResult",
-    "rounded",
-    "saved_run",
-    "load_test_split",
     "train_run",
 ]
 
 _TRAIN_EVAL_IMAGES = 10000
 _CLUSTER_IMAGES = 5000
 _SUMMARY_IMAGES = 500
-_LATEST = "latest"
 
 
 @dataclass
@@ -182,17 +171,6 @@ class _RunCallback(NonFiniteLossWatch):
             self.model.stop_training = True
 
 
-def rounded(metrics: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
-    """Metrics with floats rounded to `digits` decimals, for reports."""
-    def value(v):
-        if isinstance(v, float):
-            return round(v, digits)
-        if isinstance(v, list):
-            return [value(item) for item in v]
-        return v
-    return {name: value(v) for name, v in metrics.items()}
-
-
 def _final_metrics(model: VAE | Autoencoder, splits: DataSplits, training: TrainingConfig,
                    history: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     train_eval = splits.x_train[:_TRAIN_EVAL_IMAGES]
@@ -229,18 +207,6 @@ def _final_metrics(model: VAE | Autoencoder, splits: DataSplits, training: Train
         raise NonFiniteLossError(f"Training finished but {', '.join(bad)} is not finite; the "
                                  "checkpoints are kept.")
     return metrics
-
-
-def _check_outputs_writable(path: Path) -> None:
-    probe = path if path.exists() else path.parent
-    while not probe.exists():
-        probe = probe.parent
-    if probe == path and not probe.is_dir():
-        raise ValueError(f"--out {path} is a file; choose a directory path.")
-    if not probe.is_dir():
-        raise ValueError(f"--out {path} is inside the file {probe}; choose a directory path.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"Cannot write to {probe} (permission denied); choose a writable --out.")
 
 
 def _prepare_splits(model_config: ModelConfig, training: TrainingConfig) -> DataSplits:
@@ -331,7 +297,7 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
     if run is None:
         return _train(None, model_config, training_config, callbacks, verbose,
                       initial_weights, say, resume=False, messages=[])
-    _check_outputs_writable(run.path)
+    run.check_writable()
     with run.lock():
         messages = run.recover()
         for message in messages:
@@ -349,15 +315,7 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
                 say(message)
             return _train(run, model_config, training_config, callbacks, verbose,
                           initial_weights, say, resume=True, messages=messages)
-        if run.path.exists() and not run.path.is_dir():
-            raise ValueError(f"--out {run.path} is a file; choose a directory path.")
-        if run.path.is_dir() and any(run.path.iterdir()):
-            if not run.exists:
-                raise ValueError(f"{run.path} is a non-empty directory that is not a tfp-vae "
-                                 "run; choose another --out.")
-            if not overwrite:
-                raise ValueError(f"{run.path} already holds a training run; pass --resume to "
-                                 "continue it or --overwrite to start over.")
+        run.check_new(overwrite)
         return _train(run, model_config, training_config, callbacks, verbose,
                       initial_weights, say, resume=False, messages=messages,
                       replace_existing=run.exists)
@@ -460,9 +418,8 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
         shutil.rmtree(run.path, ignore_errors=True)
         os.replace(aside, run.path)
     if progress.non_finite is not None:
-        latest = run.checkpoints_dir / _LATEST if run is not None else None
-        kept = (f"the last good checkpoint ({latest.read_text().strip()}) is kept"
-                if latest is not None and latest.is_file()
+        latest = run.latest_checkpoint() if run is not None else None
+        kept = (f"the last good checkpoint ({latest}) is kept" if latest
                 else "no epoch completed, so there is no checkpoint")
         hint = ("lower the learning rate" if model_config.likelihood == "bernoulli" else
                 "lower the learning rate or use the bernoulli likelihood for binary images")
