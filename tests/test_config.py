@@ -1,8 +1,10 @@
 import json
+import re
 
+import numpy as np
 import pytest
 
-from tfp_vae.config import ModelConfig
+from tfp_vae.config import ModelConfig, fitted_configs
 
 
 @pytest.mark.parametrize("config", [
@@ -102,3 +104,39 @@ def test_training_config_rejects_unknown_keys_and_non_finite_json():
         TrainingConfig.from_dict({"lr": 0.1})
     with pytest.raises(ValueError, match="beta must be a non-negative number"):
         ModelConfig.from_json('{"beta": Infinity}')
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seed": -7}, None),  # any integer: the field's metadata says minimum=None
+    ({"plots": "no"}, "TrainingConfig.plots must be true or false, got 'no'"),
+    ({"select_best": None}, "TrainingConfig.select_best must be true or false"),
+    ({"iwae_samples": -1}, "TrainingConfig.iwae_samples must be an integer >= 0"),
+    ({"tensorboard_image_every": 0}, "TrainingConfig.tensorboard_image_every must be a "
+                                     "positive integer"),
+    ({"final_learning_rate": 0, "learning_rate_schedule": "cosine"},
+     "TrainingConfig.final_learning_rate must be a positive number (finite) or None"),
+])
+def test_fields_are_checked_by_their_type_and_metadata(changes, message):
+    if message is None:
+        assert TrainingConfig(**changes).seed == -7
+    else:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainingConfig(**changes)
+    with pytest.raises(ValueError, match="ModelConfig.posterior_flow must be an integer >= 0"):
+        ModelConfig(posterior_flow=-1)
+
+
+def test_fitted_configs_fit_open_fields_to_the_data_and_keep_given_ones(tmp_path):
+    model, training = fitted_configs({"latent_dim": 3}, {"data": "fashion-mnist"})
+    assert (model.latent_dim, model.input_shape, model.likelihood) == (3, (28, 28, 1),
+                                                                       "bernoulli")
+    assert (training.data, training.binarization) == ("fashion_mnist", "dynamic")
+    grey = np.random.default_rng(0).uniform(0.1, 0.9, (6, 8, 10, 1)).astype(np.float32)
+    np.save(tmp_path / "grey.npy", grey)
+    model, training = fitted_configs(None, {"data": str(tmp_path / "grey.npy")})
+    assert (model.input_shape, model.likelihood, training.binarization) == (
+        (8, 10, 1), "normal", "none")
+    model, training = fitted_configs({"likelihood": "continuous_bernoulli"},
+                                     {"data": str(tmp_path / "grey.npy"),
+                                      "binarization": "dynamic"})
+    assert (model.likelihood, training.binarization) == ("continuous_bernoulli", "dynamic")

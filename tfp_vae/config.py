@@ -6,6 +6,11 @@ saved pair of configs plus weights is enough to rebuild a model exactly and to r
 Spellings are translated here and nowhere else: `canonical_name` turns the command line's
 `fashion-mnist`, `loss-fn`, `multi-worker` into the Python names `fashion_mnist`, `loss`,
 `multi_worker`, and `cli_name` goes back.
+
+Every field describes its own command-line flag in its metadata (`tfp-vae train` builds its
+flags from them, so a new field gets a flag): `help`, `choices` (also what the config accepts),
+`minimum` of an integer (1 unless given; `None` for any), `positive` for a number, and where the
+flag is not `--field-name`, `flag` (`None`: no flag), `aliases`, `metavar`, `nargs`.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import dataclasses
 import json
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
-from tfp_vae.data import BINARIZATIONS, canonical_data_source
+from tfp_vae.data import BINARIZATIONS, DATASETS, canonical_data_source, source_defaults
 from tfp_vae.heads import LIKELIHOODS, POSTERIORS
 from tfp_vae.kl import KL_ESTIMATORS, MONTE_CARLO_ESTIMATORS
 from tfp_vae.losses import GRADIENT_ESTIMATORS, OBJECTIVES
@@ -36,6 +42,8 @@ __all__ = [
     "TrainingConfig",
     "canonical_name",
     "cli_name",
+    "fitted_configs",
+    "flag_name",
 ]
 
 KL_ATTACHMENTS = ("loss", "add_loss", "regularizer")
@@ -59,6 +67,34 @@ def canonical_name(name: str) -> str:
 def cli_name(name: str) -> str:
     """The command-line spelling of a Python choice (`'fashion_mnist'` -> `'fashion-mnist'`)."""
     return _CLI_SPELLINGS.get(name, name.replace("_", "-"))
+
+
+def flag_name(name: str) -> str | None:
+    """The command-line flag of a config field, e.g. `'num_samples'` -> `'--kl-samples'`.
+
+    Args:
+      name: A field of `ModelConfig` or `TrainingConfig`.
+
+    Returns:
+      The flag; a `True`-by-default switch is turned off (`'plots'` -> `'--no-plots'`).
+      `None` for a field without a flag, or no such field.
+    """
+    for config in (ModelConfig, TrainingConfig):
+        for spec in dataclasses.fields(config):
+            if spec.name == name and spec.metadata.get("flag", "") is not None:
+                default = "no-" + cli_name(name) if spec.default is True else cli_name(name)
+                return "--" + spec.metadata.get("flag", default)
+    return None
+
+
+def _field(default: Any, help: str | Callable[[], str] | None = None, **flag: Any) -> Any:
+    """A config field whose metadata describes its command-line flag (see the module doc).
+
+    `help` may be a function returning the text, for lists that a registry extends.
+    """
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **flag})
+    return field(default=default, metadata={"help": help, **flag})
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,6 +147,22 @@ class _JsonConfig:
             raise ValueError(f"{type(self).__name__}.{name} must be one of "
                              f"{sorted(allowed)}, got {getattr(self, name)!r}.")
         object.__setattr__(self, name, value)
+
+    def _check_fields(self) -> None:
+        """Checks every choice, integer, number and flag field by its type and metadata."""
+        for spec in dataclasses.fields(self):
+            kind, optional = spec.type.split(" | ")[0], spec.type.endswith("| None")
+            if "choices" in spec.metadata:
+                self._check_choice(spec.name, spec.metadata["choices"])
+            elif kind == "int":
+                self._check_int(spec.name, spec.metadata.get("minimum", 1), optional)
+            elif kind == "float":
+                self._check_number(spec.name, spec.metadata.get("positive", False), optional)
+            elif kind == "bool":
+                value = getattr(self, spec.name)
+                if not isinstance(value, bool) and not (optional and value is None):
+                    raise ValueError(f"{type(self).__name__}.{spec.name} must be true or false, "
+                                     f"got {value!r}.")
 
     def replace(self, **changes: Any):
         """A copy with some fields changed (validated like a new config)."""
@@ -206,23 +258,30 @@ class ModelConfig(_JsonConfig):
     ```
     """
 
-    kind: str = "vae"
-    input_shape: tuple[int, ...] = (28, 28, 1)
+    kind: str = _field("vae", flag="model", choices=MODEL_KINDS)
+    input_shape: tuple[int, ...] = _field((28, 28, 1), flag=None)
     latent_dim: int = 2
-    network: str = "conv"
-    network_options: dict[str, Any] = field(default_factory=dict)
-    posterior: str = "diag"
-    posterior_flow: int = 0
-    prior: str = "gaussian"
-    prior_options: dict[str, Any] = field(default_factory=dict)
-    likelihood: str = "bernoulli"
-    kl_attachment: str = "loss"
-    kl_estimator: str = "analytic"
-    num_samples: int = 1
-    objective: str = "elbo"
-    gradient_estimator: str = "reparameterized"
+    network: str = _field("conv", choices=NETWORKS)
+    network_options: dict[str, Any] = _field({}, flag=None)
+    posterior: str = _field("diag", choices=POSTERIORS)
+    posterior_flow: int = _field(0, "layers of an inverse autoregressive flow after the posterior "
+                                 "(0: none; needs --kl-estimator mc or mc-ratio-cv)", minimum=0)
+    prior: str = _field("gaussian", "gaussian is N(0, I); the learnable mixture, vamp and flow "
+                        "priors need a Monte Carlo --kl-estimator", choices=PRIORS)
+    prior_options: dict[str, Any] = _field({}, flag=None)
+    likelihood: str = _field("bernoulli", choices=LIKELIHOODS)
+    kl_attachment: str = _field("loss", choices=KL_ATTACHMENTS)
+    kl_estimator: str = _field("analytic", choices=KL_ESTIMATORS)
+    num_samples: int = _field(1, "posterior samples per example (Monte Carlo KL and "
+                              "reconstruction; the k of --objective iwae)", flag="kl-samples")
+    objective: str = _field("elbo", "what training minimises: the negative ELBO or the negative "
+                            "IWAE bound with k = --kl-samples (the ELBO is still reported)",
+                            choices=OBJECTIVES)
+    gradient_estimator: str = _field("reparameterized", "the IWAE bound's encoder gradient "
+                                     "(doubly-reparameterized: DReG)", choices=GRADIENT_ESTIMATORS)
     beta: float = 1.0
-    dtype_policy: str = "float32"
+    dtype_policy: str = _field("float32", "network compute precision; distributions and losses "
+                               "stay float32", choices=DTYPE_POLICIES)
 
     def __post_init__(self):
         if not isinstance(self.input_shape, (tuple, list)) or not all(
@@ -235,13 +294,7 @@ class ModelConfig(_JsonConfig):
                 raise ValueError(f"ModelConfig.{name} must be a dict, got "
                                  f"{type(getattr(self, name)).__name__}.")
             object.__setattr__(self, name, _jsonable(dict(getattr(self, name))))
-        for name, allowed in (("kind", MODEL_KINDS), ("network", NETWORKS),
-                              ("posterior", POSTERIORS), ("prior", PRIORS),
-                              ("likelihood", LIKELIHOODS), ("kl_attachment", KL_ATTACHMENTS),
-                              ("kl_estimator", KL_ESTIMATORS), ("objective", OBJECTIVES),
-                              ("gradient_estimator", GRADIENT_ESTIMATORS),
-                              ("dtype_policy", DTYPE_POLICIES)):
-            self._check_choice(name, allowed)
+        self._check_fields()
         for options, owner, allowed_options in (
                 ("network_options", f"{self.network!r} network", network_options(self.network)),
                 ("prior_options", f"{self.prior!r} prior", prior_options(self.prior))):
@@ -249,10 +302,6 @@ class ModelConfig(_JsonConfig):
             if unknown:
                 raise ValueError(f"ModelConfig.{options} has unknown key(s) {unknown} for the "
                                  f"{owner}; it takes {sorted(allowed_options)}.")
-        for name in ("latent_dim", "num_samples"):
-            self._check_int(name)
-        self._check_int("posterior_flow", minimum=0)
-        self._check_number("beta")
         self._check_combinations()
 
     def _check_combinations(self) -> None:
@@ -337,29 +386,46 @@ class TrainingConfig(_JsonConfig):
     ```
     """
 
-    data: str = "fashion_mnist"
-    image_size: tuple[int, int] | None = None
-    data_dir: str | None = None
-    binarization: str = "dynamic"
-    epochs: int = 2
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    learning_rate_schedule: str = "constant"
-    final_learning_rate: float | None = None
-    seed: int = 0
-    train_size: int | None = None
-    validation_size: int = 0
-    test_size: int | None = None
-    warmup_epochs: int = 0
-    strategy: str = "default"
-    jit_compile: bool | None = None
-    early_stopping_patience: int | None = None
-    select_best: bool = True
-    tensorboard_dir: str | None = None
-    tensorboard_image_every: int = 1
-    iwae_samples: int = 0
-    plots: bool = True
+    data: str = _field("fashion_mnist", lambda: (
+        f"a built-in dataset ({', '.join(cli_name(n) for n in DATASETS)}) or your own images: a "
+        "folder of PNG/JPEG files (class sub-folders become labels) or a .npy / .npz file; own "
+        "images get a fitting likelihood unless --likelihood is given"),
+        metavar="SOURCE", aliases=("--dataset",))
+    image_size: tuple[int, int] | None = _field(None, "resize a folder's images", nargs=2,
+                                                metavar=("HEIGHT", "WIDTH"))
+    data_dir: str | None = _field(None, "folder with the gzipped IDX files (none: "
+                                  "$TFP_VAE_DATA_DIR, else the Keras download)", metavar="DIR")
+    binarization: str = _field("dynamic", "training images: dynamic (resampled each epoch), "
+                               "fixed (seeded) or none (grey levels); validation and test images "
+                               "are binarized once, with the seed, unless none",
+                               choices=BINARIZATIONS)
+    epochs: int = _field(2, "total epochs (with --resume: train until this many are done)")
+    batch_size: int = _field(128, "the global batch")
+    optimizer: str = _field("adam", choices=OPTIMIZERS)
+    learning_rate: float = _field(1e-3, positive=True)
+    learning_rate_schedule: str = _field("constant", choices=LEARNING_RATE_SCHEDULES)
+    final_learning_rate: float | None = _field(None, "where a cosine/exponential schedule ends",
+                                               positive=True)
+    seed: int = _field(0, minimum=None)
+    train_size: int | None = _field(None, "use only the first N training images (quick runs)")
+    validation_size: int = _field(0, "hold out the last N training images for validation, "
+                                  "early stopping and model selection", minimum=0)
+    test_size: int | None = _field(None, "evaluate on the first N test images only (quick runs)")
+    warmup_epochs: int = _field(0, "epochs of linear KL warm-up to --beta", minimum=0)
+    strategy: str = _field("default", "tf.distribute strategy: default (one device), mirrored "
+                           "(all local devices), multi-worker (MultiWorkerMirroredStrategy, from "
+                           "TF_CONFIG)", choices=STRATEGIES)
+    jit_compile: bool | None = _field(None, flag=None)
+    early_stopping_patience: int | None = _field(None, "stop after N epochs without a better "
+                                                 "validation loss")
+    select_best: bool = _field(True, flag=None)
+    tensorboard_dir: str | None = _field(None, "write TensorBoard logs to DIR (view: tensorboard "
+                                         "--logdir DIR)", flag="tensorboard", metavar="DIR")
+    tensorboard_image_every: int = _field(1, "TensorBoard image summaries every N epochs",
+                                          metavar="N")
+    iwae_samples: int = _field(0, "importance samples for the final test IWAE log-likelihood (0 "
+                               "skips it)", minimum=0)
+    plots: bool = _field(True, "skip the PNG plots")
 
     def __post_init__(self):
         object.__setattr__(self, "data", canonical_data_source(self.data))
@@ -375,23 +441,7 @@ class TrainingConfig(_JsonConfig):
                 raise ValueError(f"TrainingConfig.{name} must be a path or None, got {value!r}.")
             if value is not None:
                 object.__setattr__(self, name, str(value))
-        for name, allowed in (("binarization", BINARIZATIONS), ("optimizer", OPTIMIZERS),
-                              ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
-                              ("strategy", STRATEGIES)):
-            self._check_choice(name, allowed)
-        for name in ("epochs", "batch_size", "tensorboard_image_every"):
-            self._check_int(name)
-        for name in ("validation_size", "warmup_epochs", "iwae_samples"):
-            self._check_int(name, minimum=0)
-        for name in ("train_size", "test_size", "early_stopping_patience"):
-            self._check_int(name, optional=True)
-        self._check_int("seed", minimum=None)
-        self._check_number("learning_rate", positive=True)
-        self._check_number("final_learning_rate", positive=True, optional=True)
-        for name in ("jit_compile", "select_best", "plots"):
-            value = getattr(self, name)
-            if not isinstance(value, bool) and not (name == "jit_compile" and value is None):
-                raise ValueError(f"TrainingConfig.{name} must be true or false, got {value!r}.")
+        self._check_fields()
         decaying = self.learning_rate_schedule != "constant"
         if decaying != (self.final_learning_rate is not None):
             raise ValueError("TrainingConfig.final_learning_rate must be set exactly when "
@@ -401,3 +451,35 @@ class TrainingConfig(_JsonConfig):
         if self.early_stopping_patience is not None and self.validation_size == 0:
             raise ValueError("TrainingConfig.early_stopping_patience needs a validation split; "
                              "set validation_size > 0.")
+
+
+def fitted_configs(model: dict[str, Any] | None = None, training: dict[str, Any] | None = None
+                   ) -> tuple[ModelConfig, TrainingConfig]:
+    """Configs from the fields given, with those left open fitted to the data source.
+
+    Your own images set the input shape, and grey levels get the `'normal'` likelihood without
+    binarization (see `tfp_vae.data.source_defaults`); a field given is never changed.
+
+    Args:
+      model: `ModelConfig` fields by name. Default: `None` (all defaults).
+      training: `TrainingConfig` fields by name. Default: `None` (all defaults).
+
+    Returns:
+      `(model_config, training_config)`.
+
+    Raises:
+      ValueError, FileNotFoundError: On invalid fields, or data that cannot be read.
+
+    #### Examples
+
+    ```python
+    model, training = fitted_configs({"latent_dim": 16}, {"data": "photos/", "epochs": 10})
+    ```
+    """
+    model, training = dict(model or {}), dict(training or {})
+    config = TrainingConfig(**training)
+    fitting = source_defaults(config.data, config.data_dir, config.image_size)
+    binarization = fitting.pop("binarization", None)
+    if binarization and "binarization" not in training:
+        config = config.replace(binarization=binarization)
+    return ModelConfig(**{**fitting, **model}), config

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tfp_vae.backend import keras
-from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
+from tfp_vae.config import ModelConfig, TrainingConfig, flag_name
 from tfp_vae.io import load_checkpoint, load_model
 from tfp_vae.models import VAE, Autoencoder
 
@@ -484,7 +484,7 @@ class RunDir:
             + [name for name in model_fields
                if candidate_model.to_dict()[name] != model_fields[name]])
         if conflicts:
-            flags = ", ".join(f"--{cli_name(name)}" for name in conflicts)
+            flags = ", ".join(flag_name(name) or name for name in conflicts)
             raise ValueError(f"{flags} cannot change when resuming {self.path}, which was trained "
                              "with other values; drop them, or start a new run with --overwrite "
                              "or another --out.")
