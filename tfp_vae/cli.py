@@ -127,7 +127,7 @@ _COMMANDS_TEXT: dict[str, tuple[str, str, list[tuple[str, dict[str, Any]]]]] = {
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from tfp_vae.study import configure_parser
+    from tfp_vae.study import configure_parser, run_from_args
 
     parser = _Parser(prog="tfp-vae", description="Variational autoencoders with TFP layers.",
                      epilog="Run `tfp-vae COMMAND --help` for each command's options and "
@@ -143,6 +143,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         for flag, options in arguments:
             command.add_argument(flag, **options)
+        command.set_defaults(handler=_COMMANDS.get(name, run_from_args))
     add_config_flags(commands.choices["train"])
     configure_parser(commands.choices["compare-kl"])
     return parser
@@ -226,14 +227,9 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_kl(args: argparse.Namespace) -> int:
-    from tfp_vae.study import run_from_args
-
-    return run_from_args(args)
-
-
+# `compare-kl` runs the study's own `run_from_args`.
 _COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample,
-             "reconstruct": _reconstruct, "plot": _plot, "compare-kl": _compare_kl}
+             "reconstruct": _reconstruct, "plot": _plot}
 
 
 def exit_status(error: BaseException) -> int:
@@ -300,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _import_tensorflow_quietly()
     args = _build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        return args.handler(args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"tfp-vae {args.command}: error: {message}", file=sys.stderr)
