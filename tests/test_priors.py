@@ -147,3 +147,46 @@ def test_save_and_load_give_identical_log_likelihoods(name, tmp_path, binary_mni
     # A model built with other random weights differs, so the equality above is the weights'.
     other = tiny(seed=1, prior=name)
     assert np.abs(other.prior.log_prob(z) - vae.prior.log_prob(z)).max() > 1e-2
+
+
+# --- The VampPrior ----------------------------------------------------------------------------
+
+
+def test_vamp_log_prob_is_the_uniform_mixture_of_the_encoders_posteriors():
+    """p(z) = (1/K) Σ_k q(z|u_k), with q(z|u_k) from the model's own encoder (not the prior's
+    path through `posterior_distribution`), so the mixture and the encoder call agree."""
+    vae = tiny(prior="vamp", prior_options={"num_components": 7})
+    pseudo_inputs = vae.prior_layer.pseudo_inputs
+    assert pseudo_inputs.shape == (7, 28, 28, 1)
+    assert 0 < float(tf.reduce_min(pseudo_inputs)) and float(tf.reduce_max(pseudo_inputs)) < 1
+    z = tf.random.stateless_normal([5, 2], seed=[3, 4]) * 2.0
+    components = vae.encode(pseudo_inputs)
+    expected = tf.reduce_logsumexp(components.log_prob(z[:, None, :]), axis=1) - np.log(7.0)
+    np.testing.assert_allclose(vae.prior.log_prob(z), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def mnist_3000():
+    """3 000 MNIST training images in [0, 1] (binarized per batch) and 500 binarized test ones."""
+    from tfp_vae.data import binarize, load_dataset
+
+    mnist = load_dataset("mnist")
+    return mnist.x_train[:3000], binarize(mnist.x_test[:500], 0, "test")
+
+
+def test_vamp_prior_trains_on_mnist_with_the_default_mlp(mnist_3000):
+    """No posterior collapse at full KL weight from the start with the default ReLU MLP.
+
+    Measured: 168.6 nats (KL 7.0) on these 500 test images after 120 steps. The same training of
+    Burda et al.'s tanh 200-200 MLP gives 200.2 with KL 0.02: collapsed, the decoder ignoring z
+    (see the `VampPrior` docstring).
+    """
+    x_train, x_test = mnist_3000
+    keras.utils.set_random_seed(0)
+    vae = build_model(ModelConfig(network="mlp", latent_dim=8, prior="vamp", kl_estimator="mc"))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.fit(make_dataset(x_train, batch_size=100, binarization="dynamic", seed=0), epochs=4,
+            verbose=0)
+    result = vae.evaluate(x_test, batch_size=500, verbose=0, return_dict=True)
+    assert result["loss"] < 185, result
+    assert result["kl_loss"] > 2, result

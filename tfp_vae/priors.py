@@ -182,6 +182,25 @@ class VampPrior(Prior):
     `u_k = sigmoid(raw_k)` in `[0, 1]` (the data range), initially near grey; the encoder is
     shared with the posterior, so the prior follows it as it trains.
 
+    #### Training: the collapsed start of slow-starting encoders
+
+    The prior is made of the encoder's own posteriors, with their scales. While the encoder
+    still maps every image (and pseudo-input) to nearly the same code, the KL is near 0 and its
+    gradient widens the posterior scale shared by `q(z|x)` and the prior (against `N(0, I)` a
+    scale above 1 would cost KL; here a wider scale makes the codes of different images overlap
+    and lowers it). If the decoder has not learned to use `z` by then, the codes become noise,
+    the decoder ignores them, and training stays at full posterior collapse (KL ≈ 0, about 206
+    nats per MNIST image). The default ReLU `mlp` escapes within its first 100 steps and trains
+    at full KL weight from the start; Burda et al.'s tanh 200-200 MLP spends a few hundred steps
+    on that plateau and collapses. Measured on 10 000 MNIST images (batch 100, latent 50): the
+    tanh net stays at a validation negative ELBO of 208 for 10 epochs at KL weight 1, and also
+    with a linear warm-up over 5, 10 or 30 epochs (first-epoch weight 1/n, 0.03 already too
+    much), with 500 pseudo-inputs, or with pseudo-inputs initialised near black (as Tomczak &
+    Welling) or from training images; with `TrainingConfig(warmup_epochs=100)` (weight 0.01 in
+    the first epoch, the paper's 100-epoch warm-up) it leaves the plateau in epoch 4 and
+    reaches 181 after 8 epochs. So: with a slow-starting encoder, warm the KL up from about
+    0.01 over many epochs.
+
     Args:
       latent_dim: Python `int`, the latent dimension `d`.
       input_shape: Shape of one image, e.g. `(28, 28, 1)`.
