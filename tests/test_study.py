@@ -254,6 +254,23 @@ def test_main_runs_and_rejects_bad_options(tmp_path, capsys):
         assert says in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_missing_dataset_stops_the_study_before_part_one(tmp_path, monkeypatch, capsys):
+    # Offline without --data-dir: the download fails (conftest refuses it), and the study must
+    # say so at once, not after the estimator part has run.
+    monkeypatch.delenv("TFP_VAE_DATA_DIR", raising=False)
+    argv = ["--quick", "--latent-dims", "2", "--samples", "1", "--repetitions", "100"]
+    assert main([*argv, "--out", str(tmp_path / "offline")]) == 2
+    err = capsys.readouterr().err
+    assert "Could not download fashion_mnist" in err and "--data-dir" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "offline").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz"):
+        run_study(tmp_path / "missing", quick=True, latent_dims=(2,), sample_counts=(1,),
+                  repetitions=100, data_dir=empty, log=None)
+    assert not (tmp_path / "missing").exists()
+
+
 def test_main_reports_a_runtime_failure_with_status_1(monkeypatch, capsys):
     from tfp_vae.study import runner
 

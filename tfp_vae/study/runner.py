@@ -168,7 +168,8 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
     Raises:
       ValueError: If a size or count is not a positive integer, the dataset is unknown, or
         `output_dir` is (or lies inside) a file.
-      FileNotFoundError: If the dataset files are missing from `data_dir`.
+      FileNotFoundError: If the dataset files are missing from `data_dir` (or cannot be
+        downloaded); checked before part 1 starts, unless `skip_training`.
 
     #### Examples
 
@@ -184,6 +185,7 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
     settings = dataclasses.replace(StudySettings.quick() if quick else StudySettings.full(),
                                    **overrides)
     from tfp_vae.config import ModelConfig, TrainingConfig
+    from tfp_vae.data import load_dataset
     from tfp_vae.study import plots, report
     from tfp_vae.study.estimators import estimator_study
     from tfp_vae.study.learnable_priors import learnable_prior_study
@@ -198,6 +200,9 @@ def run_study(output_dir: str | Path = "kl_study", quick: bool = False, seed: in
             train_size=settings.train_size, validation_size=settings.validation_size,
             test_size=settings.test_size, select_best=False,
             iwae_samples=settings.iwae_samples, plots=False)
+        # A missing dataset (or a failed download) stops the study now, not after part 1;
+        # Keras caches a download, so part 2 reads the same files again.
+        load_dataset(dataset, data_dir)
     log = log or (lambda _: None)
     start = time.perf_counter()
 
