@@ -473,8 +473,14 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
     if binarization == "dynamic":
         noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, noise_seeds)).map(
-            _binarize_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+            _binarize_batch, num_parallel_calls=2)
+    # tf.data's autotuning thread sleeps between optimisation rounds (the period doubles up to
+    # tens of seconds) and an iterator's destructor waits for it: with one fresh iterator per
+    # epoch that idled up to ~15 s between epochs (benchmarks/bench_epoch_gap.py). The map and
+    # prefetch here are light, so fixed sizes lose nothing.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)
 
 
 def _binarize_batch(batch, noise_seed):
