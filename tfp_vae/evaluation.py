@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ __all__ = [
     "iwae_log_likelihood",
     "nats_to_bits_per_dim",
     "posterior_means",
+    "rounded",
 ]
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -346,3 +348,28 @@ def evaluate_model(model: VAE | Autoencoder, images: np.ndarray, iwae_samples: i
     result["latent_dim"] = units["latent_dim"]
     result["posterior_mean_variance"] = units["posterior_mean_variance"]
     return result
+
+
+def rounded(metrics: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
+    """Metrics with floats (also inside lists) rounded to `digits` decimals, for reports.
+
+    Args:
+      metrics: Metric name -> value.
+      digits: Decimals to keep. Default: `4`.
+
+    Returns:
+      A new dict; values that are not floats or lists are unchanged.
+
+    #### Examples
+
+    ```python
+    rounded({"test_negative_elbo": 88.712345, "epochs": 3})  # {..: 88.7123, "epochs": 3}
+    ```
+    """
+    def value(v):
+        if isinstance(v, float):
+            return round(v, digits)
+        if isinstance(v, list):
+            return [value(item) for item in v]
+        return v
+    return {name: value(v) for name, v in metrics.items()}

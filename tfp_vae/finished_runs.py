@@ -21,7 +21,7 @@ import numpy as np
 
 from tfp_vae.config import ModelConfig, TrainingConfig, cli_name
 from tfp_vae.data import DataSplits, load_splits
-from tfp_vae.evaluation import evaluate_model
+from tfp_vae.evaluation import evaluate_model, rounded
 from tfp_vae.io import CONFIG_FILE, load_model, read_metadata
 from tfp_vae.models import VAE, Autoencoder
 from tfp_vae.plots import plot_reconstructions, plot_samples, write_run_plots
@@ -31,31 +31,6 @@ __all__ = ["SavedRun", "default_run_path", "evaluate_saved", "load_test_split", 
            "reconstruct_saved", "rounded", "sample_saved", "saved_run", "summary"]
 
 Log = Callable[[str], None]
-
-
-def rounded(metrics: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
-    """Metrics with floats (also inside lists) rounded to `digits` decimals, for reports.
-
-    Args:
-      metrics: Metric name -> value.
-      digits: Decimals to keep. Default: `4`.
-
-    Returns:
-      A new dict; values that are not floats or lists are unchanged.
-
-    #### Examples
-
-    ```python
-    rounded({"test_negative_elbo": 88.712345, "epochs": 3})  # {..: 88.7123, "epochs": 3}
-    ```
-    """
-    def value(v):
-        if isinstance(v, float):
-            return round(v, digits)
-        if isinstance(v, list):
-            return [value(item) for item in v]
-        return v
-    return {name: value(v) for name, v in metrics.items()}
 
 
 def summary(metrics: Mapping[str, Any], run: RunDir | None = None,

@@ -36,8 +36,13 @@ import numpy as np
 from tfp_vae.backend import keras, tf
 from tfp_vae.config import ModelConfig, TrainingConfig
 from tfp_vae.data import DataSplits, binarize, check_images, load_splits, make_dataset
-from tfp_vae.evaluation import active_units, evaluate_elbo, evaluate_model, iwae_log_likelihood
-from tfp_vae.finished_runs import rounded
+from tfp_vae.evaluation import (
+    active_units,
+    evaluate_elbo,
+    evaluate_model,
+    iwae_log_likelihood,
+    rounded,
+)
 from tfp_vae.io import (
     NonFiniteLossError,
     NonFiniteLossWatch,
