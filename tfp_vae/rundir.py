@@ -29,17 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from tfp_vae.backend import keras
-from tfp_vae.config import ModelConfig, TrainingConfig, flag_name
+from tfp_vae.config import ModelConfig, TrainingConfig
 from tfp_vae.io import load_checkpoint, load_model
 from tfp_vae.models import VAE, Autoencoder
+from tfp_vae.resuming import RESUMABLE_FIELDS, resume_configs
 
 __all__ = ["RESUMABLE_FIELDS", "RUN_FORMAT", "RunBusyError", "RunDir", "RunError"]
 
 RUN_FORMAT = 2
-# TrainingConfig fields a resumed run may change: they do not alter what was trained so far.
-RESUMABLE_FIELDS = ("epochs", "data_dir", "test_size", "strategy", "iwae_samples", "plots",
-                    "tensorboard_dir", "tensorboard_image_every", "early_stopping_patience",
-                    "select_best")
 BEST = "best"
 _LATEST = "latest"
 
@@ -449,11 +446,10 @@ class RunDir:
                        training_config: TrainingConfig | None = None,
                        changes: Mapping[str, Any] | None = None
                        ) -> tuple[ModelConfig, TrainingConfig, list[str]]:
-        """The configs a resumed run trains with: the saved ones plus the allowed changes.
+        """The configs a resumed run trains with; see `tfp_vae.resuming.resume_configs`.
 
         Args:
-          model_config: A config to compare with the saved one (its differences are changes).
-            Default: `None`.
+          model_config: A config to compare with the saved one. Default: `None`.
           training_config: Likewise for training. Default: `None`.
           changes: Field changes by name, e.g. `{"epochs": 10}`. Default: `None`.
 
@@ -461,40 +457,10 @@ class RunDir:
           `(model_config, training_config, messages)`.
 
         Raises:
-          ValueError: If a change touches a field outside `RESUMABLE_FIELDS` (one sentence naming
-            the command-line flags), or `epochs` under a decaying learning-rate schedule.
+          ValueError: If a change is not allowed for a resumed run (one sentence).
         """
         saved_model, saved_training = self.read_configs()
-        training_fields, model_fields = saved_training.to_dict(), saved_model.to_dict()
-        requested = dict(changes or {})
-        for given, saved in ((training_config, training_fields), (model_config, model_fields)):
-            if given is not None:
-                requested.update({name: value for name, value in given.to_dict().items()
-                                  if value != saved[name]})
-        unknown = sorted(set(requested) - set(training_fields) - set(model_fields))
-        if unknown:
-            raise ValueError(f"Unknown setting(s) {unknown} for a resumed run.")
-        candidate = saved_training.replace(**{k: v for k, v in requested.items()
-                                              if k in training_fields})
-        candidate_model = saved_model.replace(**{k: v for k, v in requested.items()
-                                                 if k in model_fields and k not in training_fields})
-        conflicts = sorted(
-            [name for name in training_fields
-             if name not in RESUMABLE_FIELDS and getattr(candidate, name) != training_fields[name]]
-            + [name for name in model_fields
-               if candidate_model.to_dict()[name] != model_fields[name]])
-        if conflicts:
-            flags = ", ".join(flag_name(name) or name for name in conflicts)
-            raise ValueError(f"{flags} cannot change when resuming {self.path}, which was trained "
-                             "with other values; drop them, or start a new run with --overwrite "
-                             "or another --out.")
-        if (candidate.epochs != saved_training.epochs
-                and saved_training.learning_rate_schedule != "constant"):
-            raise ValueError(f"--epochs cannot change when resuming {self.path}: its "
-                             f"{saved_training.learning_rate_schedule} learning-rate schedule "
-                             f"decays over exactly {saved_training.epochs} epochs.")
-        applied = sorted(name for name in training_fields
-                         if getattr(candidate, name) != training_fields[name])
-        messages = ([f"Applied the changed setting(s) {', '.join(applied)} to the resumed run."]
-                    if applied else [])
-        return saved_model, candidate, messages
+        trained = max((int(p.name.split("-")[1]) for p in self._checkpoint_candidates()
+                       if p.name.split("-")[1].isdigit()), default=0)
+        return resume_configs(self.path, saved_model, saved_training, trained, model_config,
+                              training_config, changes)
