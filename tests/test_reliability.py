@@ -460,6 +460,8 @@ ROWS = [
     Row("resume-epochs-under-cosine", _resume("--epochs", "3"), 2,
         "--epochs cannot change when resuming",
         setup=_edit_run_json(learning_rate_schedule="cosine", final_learning_rate=1e-5)),
+    Row("resume-fewer-epochs-than-trained", _resume("--epochs", "1"), 2,
+        "--epochs 1 is fewer than the 2 epochs"),
     Row("resume-unknown-setting", lambda ctx: train_run(ctx.run, resume=True,
                                                         changes={"colour": "red"}),
         ValueError, "Unknown setting(s) ['colour']"),
