@@ -80,6 +80,25 @@ def _mean_over_samples(values: tf.Tensor, posterior) -> tf.Tensor:
     return tf.reduce_mean(values, axis=tf.range(sample_rank))
 
 
+# The arguments, return value and error every sampling estimator shares, written once and
+# filled into each docstring (as TFP's `docstring_util.expand_docstring` does).
+_SAMPLING_ARGS = """num_samples: Python `int`, samples per example. Default: `1`.
+      seed: Stateless seed (int or pair) for reproducible samples. Default: `None`.
+      test_points: Optional samples of `q` of shape `sample_shape + batch_shape + event_shape`,
+        used instead of drawing `num_samples`. Default: `None`.
+
+    Returns:
+      A tensor of shape `posterior.batch_shape`.
+
+    Raises:
+      ValueError: If `num_samples` is not a positive integer."""
+
+
+def _sampling_docstring(estimator):
+    estimator.__doc__ = estimator.__doc__.replace("{sampling_args}", _SAMPLING_ARGS)
+    return estimator
+
+
 @register_kl_estimator("analytic")
 def analytic_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                 test_points: tf.Tensor | None = None) -> tf.Tensor:
@@ -125,6 +144,7 @@ def _name(distribution) -> str:
 
 
 @register_kl_estimator("mc")
+@_sampling_docstring
 def monte_carlo_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                    test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Naive Monte Carlo KL: the mean of `log q(z) - log p(z)` over `z ~ q`.
@@ -134,16 +154,7 @@ def monte_carlo_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     Args:
       posterior: The distribution `q` (must support `sample` and `log_prob`).
       prior: The distribution `p`.
-      num_samples: Python `int`, samples per example. Default: `1`.
-      seed: Stateless seed (int or pair) for reproducible samples. Default: `None`.
-      test_points: Optional samples of `q` of shape `sample_shape + batch_shape + event_shape`,
-        used instead of drawing `num_samples`. Default: `None`.
-
-    Returns:
-      A tensor of shape `posterior.batch_shape`.
-
-    Raises:
-      ValueError: If `num_samples` is not a positive integer.
+      {sampling_args}
 
     #### Examples
 
@@ -156,6 +167,7 @@ def monte_carlo_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
 
 
 @register_kl_estimator("mc_entropy")
+@_sampling_docstring
 def mc_entropy_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                   test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Monte Carlo KL with the entropy in closed form: `-H[q] - mean(log p(z))`, `z ~ q`.
@@ -168,15 +180,7 @@ def mc_entropy_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     Args:
       posterior: The distribution `q`; must implement `entropy()`.
       prior: The distribution `p`.
-      num_samples: Python `int`, samples per example. Default: `1`.
-      seed: Stateless seed for reproducible samples. Default: `None`.
-      test_points: Optional samples of `q`, used instead of drawing. Default: `None`.
-
-    Returns:
-      A tensor of shape `posterior.batch_shape`.
-
-    Raises:
-      ValueError: If `num_samples` is not a positive integer.
+      {sampling_args}
 
     #### Examples
 
@@ -189,6 +193,7 @@ def mc_entropy_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
 
 
 @register_kl_estimator("mc_ratio_cv")
+@_sampling_docstring
 def mc_ratio_cv_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
                    test_points: tf.Tensor | None = None) -> tf.Tensor:
     """Monte Carlo KL with the density ratio as control variate: mean of `(r - 1) - log r`.
@@ -200,15 +205,7 @@ def mc_ratio_cv_kl(posterior, prior, num_samples: int = 1, seed: Seed = None,
     Args:
       posterior: The distribution `q`.
       prior: The distribution `p`.
-      num_samples: Python `int`, samples per example. Default: `1`.
-      seed: Stateless seed for reproducible samples. Default: `None`.
-      test_points: Optional samples of `q`, used instead of drawing. Default: `None`.
-
-    Returns:
-      A tensor of shape `posterior.batch_shape`.
-
-    Raises:
-      ValueError: If `num_samples` is not a positive integer.
+      {sampling_args}
 
     #### Examples
 
