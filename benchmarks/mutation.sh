@@ -38,8 +38,9 @@ if [ ! -f "$work/setup.cfg" ]; then
   done
   # A mutant may be killed by any test of the numerical core, not only its module's file
   # (evaluation's tests exercise losses.py, for instance); mutmut runs only the tests that
-  # reach the mutated function.
-  for module in kl losses evaluation heads "${modules[@]}"; do
+  # reach the mutated function. The heads' get_config, flow posterior and save/load paths are
+  # tested in test_io, test_posterior_flow and test_models.
+  for module in kl losses evaluation heads io posterior_flow models "${modules[@]}"; do
     case "$tests" in *"tests/test_$module.py"*) ;; *)
       [ ! -f "$repo/tests/test_$module.py" ] || tests+=$'\n    '"tests/test_$module.py" ;;
     esac
