@@ -7,7 +7,10 @@ pixels (a Gaussian posterior linear in x) and a decoder that is one `Dense` on z
 Fashion-MNIST checks the same identities at realistic scale.
 """
 
+import gc
+import logging
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from tfp_vae import ModelConfig, build_model, keras
 from tfp_vae.backend import tf
 from tfp_vae.evaluation import (
+    _COMPILED,
     active_units,
     evaluate_elbo,
     evaluate_model,
@@ -462,3 +466,48 @@ def test_bad_arguments_raise(trained):
         iwae_log_likelihood(autoencoder, x)
     with pytest.raises(TypeError, match="evaluate_elbo needs a tfp_vae VAE"):
         evaluate_elbo(autoencoder, x)
+
+
+# ---------------------------------------------------------------- compiled once per model
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_evaluating_models_in_a_row_traces_each_once_without_retracing_warnings(monkeypatch):
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    # TensorFlow warns at most twice per detector and process: a fresh manager makes the
+    # outcome independent of the tests that ran before.
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager",
+                        polymorphic_function._FrequentTracingDetectorManager())
+    records = _Records()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(records)
+    try:
+        x = toy_images(8)
+        toys = [linear_toy(seed) for seed in range(6)]
+        for toy in toys:
+            evaluate_model(toy.model, x, iwae_samples=4)
+        evaluate_model(toys[0].model, x, iwae_samples=8, seed=1)  # again: no new trace
+    finally:
+        logger.removeHandler(records)
+    assert not [m for m in records.messages if "retracing" in m], records.messages
+    for toy in toys:
+        functions = _COMPILED[toy.model]
+        assert set(functions) == {("elbo", "analytic", 1), "iwae", "posterior_means"}
+        assert [f.experimental_get_tracing_count() for f in functions.values()] == [1, 1, 1]
+
+
+def test_the_compiled_functions_do_not_keep_a_model_alive():
+    toy = linear_toy(0)
+    evaluate_model(toy.model, toy_images(8), iwae_samples=4)
+    reference = weakref.ref(toy.model)
+    del toy
+    gc.collect()
+    assert reference() is None

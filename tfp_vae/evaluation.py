@@ -17,6 +17,7 @@ For an image `x` with `D` pixels, posterior `q(z|x)`, likelihood `p(x|z)` and pr
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -50,12 +51,56 @@ _PARALLEL_CHUNKS = 2
 
 
 def _compiled(model: VAE | Autoencoder, key: Hashable, python_function: Callable,
-              input_signature: list[tf.TensorSpec] | None = None) -> Callable:
+              *arguments: Any, input_signature: list[tf.TensorSpec] | None = None
+              ) -> Callable:
+    """`python_function(model, *arguments, ...)` as a `tf.function`, built once per model.
+
+    The `tf.function` wraps a `functools.partial`, not a closure: TensorFlow counts the traces
+    of every `tf.function` of one code object together (`__code__`), so closures made for six
+    models in a row would warn of retracing although each model is traced once. The partial
+    holds a weak proxy of the model, so the cache does not keep a model alive.
+    """
     functions = _COMPILED.setdefault(model, {})
     if key not in functions:
-        functions[key] = tf.function(python_function, input_signature=input_signature,
-                                     reduce_retracing=True)
+        functions[key] = tf.function(
+            functools.partial(python_function, weakref.proxy(model), *arguments),
+            input_signature=input_signature, reduce_retracing=True)
     return functions[key]
+
+
+def _elbo_terms(model, kl_estimator, num_samples, x, seed):
+    return negative_elbo(x, model.encoder(x), model.decoder, model.prior, kl_estimator,
+                         num_samples, beta=1.0, seed=seed)
+
+
+@tf.autograph.experimental.do_not_convert  # plain TensorFlow: tf.while_loop, no autograph
+def _iwae_bound(model, x, num_samples, chunk, seed):
+    posterior, prior = model.encoder(x), model.prior
+
+    def add_chunk(index, total):
+        size = tf.minimum(chunk, num_samples - index * chunk)
+        z = posterior.sample(size, seed=tf.random.experimental.stateless_fold_in(
+            seed, index))                                              # [size, batch, d]
+        log_w = log_importance_weights(x, posterior, model.decoder, prior, z,
+                                       fused_bernoulli=True)[0]        # [size, batch]
+        return index + 1, tf.reduce_logsumexp(
+            tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
+
+    # A running log-sum-exp from log 0; memory is that of the chunks in flight.
+    _, total = tf.while_loop(
+        lambda index, _: index * chunk < num_samples, add_chunk,
+        (tf.constant(0), tf.fill(tf.shape(x)[:1], tf.constant(-np.inf, posterior.dtype))),
+        parallel_iterations=_PARALLEL_CHUNKS)
+    log_k = tf.math.log(tf.cast(num_samples, tf.float64))
+    return total - tf.cast(log_k, total.dtype)                        # [batch]
+
+
+def _posterior_mean(model, x):
+    return model.encoder(x).mean() if isinstance(model, VAE) else model.encoder(x)
+
+
+def _autoencoder_nll(model, x):
+    return reconstruction_nll(x, model.decoder, model.encoder(x))
 
 
 def nats_to_bits_per_dim(nats: float, input_shape: tuple[int, ...]) -> float:
@@ -129,11 +174,8 @@ def evaluate_elbo(model: VAE, images: np.ndarray, batch_size: int = 500,
         closed_form = model.config.prior == "gaussian" and not model.config.posterior_flow
         kl_estimator = "analytic" if closed_form else model.config.kl_estimator
 
-    def elbo_terms(x, seed):
-        return negative_elbo(x, model.encoder(x), model.decoder, model.prior, kl_estimator,
-                             num_samples, beta=1.0, seed=seed)
-
-    terms = _compiled(model, ("elbo", kl_estimator, num_samples), elbo_terms)
+    terms = _compiled(model, ("elbo", kl_estimator, num_samples), _elbo_terms, kl_estimator,
+                      num_samples)
 
     parts: dict[str, list[np.ndarray]] = {"negative_elbo": [], "reconstruction": [], "kl": []}
     for index, x in enumerate(_batches(images, batch_size, model)):
@@ -199,30 +241,9 @@ def iwae_log_likelihood(model: VAE, images: np.ndarray, num_samples: int = 100,
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-    @tf.autograph.experimental.do_not_convert  # plain TensorFlow: tf.while_loop, no autograph
-    def iwae_bound(x, num_samples, chunk, seed):
-        posterior, prior = model.encoder(x), model.prior
-
-        def add_chunk(index, total):
-            size = tf.minimum(chunk, num_samples - index * chunk)
-            z = posterior.sample(size, seed=tf.random.experimental.stateless_fold_in(
-                seed, index))                                          # [size, batch, d]
-            log_w = log_importance_weights(x, posterior, model.decoder, prior, z,
-                                           fused_bernoulli=True)[0]    # [size, batch]
-            return index + 1, tf.reduce_logsumexp(
-                tf.stack([total, tf.reduce_logsumexp(log_w, axis=0)]), axis=0)
-
-        # A running log-sum-exp from log 0; memory is that of the chunks in flight.
-        _, total = tf.while_loop(
-            lambda index, _: index * chunk < num_samples, add_chunk,
-            (tf.constant(0), tf.fill(tf.shape(x)[:1], tf.constant(-np.inf, posterior.dtype))),
-            parallel_iterations=_PARALLEL_CHUNKS)
-        log_k = tf.math.log(tf.cast(num_samples, tf.float64))
-        return total - tf.cast(log_k, total.dtype)                    # [batch]
-
     scalar = tf.TensorSpec([], tf.int32)
     # One trace for every batch size, k and chunk (only the fused XLA part compiles per shape).
-    bound = _compiled(model, "iwae", iwae_bound, [
+    bound = _compiled(model, "iwae", _iwae_bound, input_signature=[
         tf.TensorSpec([None, *model.config.input_shape], tf.float32), scalar, scalar,
         tf.TensorSpec([2], tf.int32)])
 
@@ -258,10 +279,7 @@ def posterior_means(model: VAE | Autoencoder, images: np.ndarray, batch_size: in
     Returns:
       A `[n, latent_dim]` NumPy array.
     """
-    def posterior_mean(x):
-        return model.encoder(x).mean() if isinstance(model, VAE) else model.encoder(x)
-
-    encode = _compiled(model, "posterior_means", posterior_mean)
+    encode = _compiled(model, "posterior_means", _posterior_mean)
     return np.concatenate([encode(x).numpy()
                            for x in _batches(images, batch_size, model, targets=False)])
 
@@ -333,10 +351,7 @@ def evaluate_model(model: VAE | Autoencoder, images: np.ndarray, iwae_samples: i
             result.update({f"iwae_{name}": value for name, value in iwae.items()
                            if name != "num_images"})
     else:
-        def autoencoder_nll(x):
-            return reconstruction_nll(x, model.decoder, model.encoder(x))
-
-        nll = _compiled(model, "reconstruction_nll", autoencoder_nll)
+        nll = _compiled(model, "reconstruction_nll", _autoencoder_nll)
         values = np.concatenate([nll(x).numpy() for x in _batches(images, batch_size, model)])
         mean, error = _mean_and_standard_error(values)
         result.update({"reconstruction": mean, "reconstruction_standard_error": error,
