@@ -23,7 +23,10 @@ def test_recipe_follows_the_protocol(name):
     assert training.binarization == "dynamic" and training.validation_size == 10000
     assert training.select_best and training.test_size is None
     assert training.iwae_samples == 5000
-    assert recipe.paper["test_nll"] > 0 and recipe.description
+    assert recipe.description
+    # MNIST recipes are compared with a published number; other datasets are results rows.
+    assert (recipe.paper is not None) == (training.data == "mnist")
+    assert recipe.paper is None or recipe.paper["test_nll"] > 0
 
 
 @pytest.mark.parametrize("name", RECIPES)

@@ -32,14 +32,15 @@ class Recipe:
       model: The `ModelConfig`.
       training: The `TrainingConfig`.
       description: One paragraph on what is trained and how.
-      paper: The published number it is compared with (`name`, `test_nll`, `epochs`).
+      paper: The published number it is compared with (`name`, `test_nll`, `epochs`), or
+        `None` for a results row with no published number under the same protocol.
     """
 
     name: str
     model: ModelConfig
     training: TrainingConfig
     description: str
-    paper: dict[str, Any]
+    paper: dict[str, Any] | None
 
 
 def recipe_names() -> list[str]:
@@ -68,4 +69,4 @@ def load_recipe(name: str) -> Recipe:
     data = json.loads(path.read_text())
     return Recipe(key, ModelConfig.from_dict(data["model"]),
                   TrainingConfig.from_dict(data["training"]), data["description"],
-                  data["paper"])
+                  data.get("paper"))
