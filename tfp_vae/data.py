@@ -293,9 +293,11 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
                         y_test.astype(np.int64), DATASETS[name]["class_names"])
 
 
-@dataclass(frozen=True)
-class DataSplits:
-    """The three splits of a run, with held-out splits already binarized once.
+@dataclass(frozen=True, kw_only=True)
+class DataSplits(ImageDataset):
+    """The three splits of a run: an `ImageDataset` plus its validation split.
+
+    Held-out splits (validation and test) are already binarized once.
 
     Attributes:
       name: Dataset name.
@@ -309,15 +311,8 @@ class DataSplits:
       sha256: Content hash of your own images' files; `None` for a built-in dataset.
     """
 
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
     x_validation: np.ndarray
     y_validation: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
-    sha256: str | None = None
 
 
 def image_shape(data: str, data_dir: str | os.PathLike | None = None,
@@ -422,10 +417,11 @@ def load_splits(data: str = "fashion_mnist", data_dir: str | os.PathLike | None 
         return images if binarization == "none" else binarize(images, seed, stream)
 
     return DataSplits(
-        dataset.name, dataset.x_train[:stop], dataset.y_train[:stop],
-        held_out(dataset.x_train[cut:], "validation"), dataset.y_train[cut:],
-        held_out(dataset.x_test[:test_stop], "test"), dataset.y_test[:test_stop],
-        dataset.class_names, dataset.sha256)
+        name=dataset.name, x_train=dataset.x_train[:stop], y_train=dataset.y_train[:stop],
+        x_validation=held_out(dataset.x_train[cut:], "validation"),
+        y_validation=dataset.y_train[cut:],
+        x_test=held_out(dataset.x_test[:test_stop], "test"), y_test=dataset.y_test[:test_stop],
+        class_names=dataset.class_names, sha256=dataset.sha256)
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 128,
