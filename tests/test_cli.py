@@ -147,6 +147,7 @@ def test_runtime_errors_are_one_sentence(run_dir, capsys, tmp_path):
         result, _, err = _run(argv, capsys)
         assert result == code, err
         assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # a refused train leaves no .new.lock behind
 
 
 def test_kill_during_training_then_resume(tmp_path, capsys):

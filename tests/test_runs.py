@@ -177,3 +177,35 @@ def test_a_tril_posterior_trains_on_a_network_that_prefers_xla():
     result = train_run(None, MODEL.replace(posterior="tril"), TRAINING.replace(
         epochs=1, jit_compile=None, train_size=256))
     assert np.isfinite(result.metrics["test_negative_elbo"])
+
+
+def test_a_failed_resume_leaves_run_json_byte_identical(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train_run(out, MODEL, TRAINING.replace(epochs=1))
+    before = RunDir(out).run_file.read_bytes()
+    messages = []
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_run(out, resume=True, changes={"epochs": 3, "data_dir": str(tmp_path / "typo")},
+                  log=messages.append)
+    # The data of the run's own data_dir (via $TFP_VAE_DATA_DIR) cannot be found, as offline.
+    monkeypatch.setenv("TFP_VAE_DATA_DIR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="Missing .*train-images"):
+        train_run(out, resume=True, changes={"epochs": 3}, log=messages.append)
+    assert RunDir(out).run_file.read_bytes() == before
+    assert RunDir(out).is_complete and RunDir(out).training_config.epochs == 1
+    assert not any("Applied" in m for m in messages)  # nothing was applied
+
+
+def test_a_run_that_fails_its_checks_leaves_nothing_behind(tmp_path):
+    cases = [
+        (dict(training_config=TRAINING.replace(data_dir=str(tmp_path / "typo"))),
+         FileNotFoundError, "does not exist"),
+        (dict(training_config=TRAINING.replace(test_size=1)), ValueError, "too small"),
+        (dict(resume=True), ValueError, "Nothing to resume"),
+    ]
+    for options, error, message in cases:
+        options = {"model_config": MODEL, "training_config": TRAINING, **options}
+        with pytest.raises(error, match=message):
+            train_run(tmp_path / "new" / "run", **options)
+        assert list(tmp_path.iterdir()) == []  # no .run.lock, no new/

@@ -324,34 +324,63 @@ class RunDir:
         pointer = self.checkpoints_dir / _LATEST
         return pointer.read_text().strip() if pointer.is_file() else None
 
-
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Holds the run's OS-level lock; a second holder gets `RunBusyError` at once.
+
+        The lock file `.NAME.lock` beside the directory stays while the directory exists. When
+        the holder leaves no run directory (a check failed), the lock file and the parent
+        folders it had to create are removed: nothing half-made is left behind.
 
         Raises:
           RunBusyError: If another process holds the lock.
           ValueError: If the lock file cannot be created (e.g. a read-only folder).
         """
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        handle = self._acquire()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as error:
-            raise ValueError(f"Cannot write the run directory {self.path}: "
-                             f"{error.strerror}; choose a writable --out.") from None
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                owner = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
-                raise RunBusyError(f"Another process (pid {owner}) is using the run directory "
-                                   f"{self.path}; wait for it to finish or choose another "
-                                   "--out.") from None
             os.ftruncate(handle, 0)
             os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
+            if not self.path.exists():
+                # Still held: a process that opened the file meanwhile finds it unlinked
+                # (`_acquire` checks) and locks a new one.
+                self.lock_file.unlink(missing_ok=True)
+                for folder in missing:  # innermost first; stops at one that is not empty
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             os.close(handle)
+
+    def _acquire(self) -> int:
+        """Opens and locks `lock_file`; returns the descriptor."""
+        for _ in range(10):  # retried only when a holder's clean-up raced with the open
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:
+                continue  # a failed run's clean-up removed the new parent folder meanwhile
+            except OSError as error:
+                raise ValueError(f"Cannot write the run directory {self.path}: "
+                                 f"{error.strerror}; choose a writable --out.") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(handle)
+                raise RunBusyError(f"Another process (pid {owner}) is using the run directory "
+                                   f"{self.path}; wait for it to finish or choose another "
+                                   "--out.") from None
+            try:
+                if os.path.samestat(os.fstat(handle), os.stat(self.lock_file)):
+                    return handle
+            except FileNotFoundError:
+                pass
+            os.close(handle)  # the previous holder removed this file after we opened it
+        raise RunBusyError(f"Other processes keep creating and removing the lock of {self.path}; "
+                           "try again when they have finished.")
 
     def _aside_paths(self) -> list[Path]:
         return sorted(self.path.parent.glob(f".{self.path.name}.replaced-*"))

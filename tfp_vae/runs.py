@@ -313,13 +313,9 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
                                  f"({run.run_file} is missing).")
             model_config, training_config, applied = run.resume_configs(
                 model_config, training_config, changes or {})
-            # Records the applied changes, and migrates a tfp_vae 0.1 run.json.
-            run.write_configs(model_config, training_config)
-            messages += applied
-            for message in applied:
-                say(message)
             return _train(run, model_config, training_config, callbacks, verbose,
-                          initial_weights, say, resume=True, messages=messages)
+                          initial_weights, say, resume=True, messages=messages,
+                          applied=applied)
         run.check_new(overwrite)
         return _train(run, model_config, training_config, callbacks, verbose,
                       initial_weights, say, resume=False, messages=messages,
@@ -329,7 +325,8 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
 def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConfig,
            callbacks: Sequence[keras.callbacks.Callback], verbose: int,
            initial_weights: Sequence[np.ndarray] | None, say: Callable[[str], None], *,
-           resume: bool, messages: list[str], replace_existing: bool = False) -> RunResult:
+           resume: bool, messages: list[str], replace_existing: bool = False,
+           applied: Sequence[str] = ()) -> RunResult:
     # Everything that can fail on the user's input is checked before an old run is touched.
     splits = _prepare_splits(model_config, training)
     steps_per_epoch = math.ceil(len(splits.x_train) / training.batch_size)
@@ -369,6 +366,12 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
         run.write_configs(model_config, training)
         run.write_data_record(splits.name, splits.sha256)
     elif run is not None:
+        # Only now that the data, checkpoint and model passed: records the applied changes
+        # (and migrates a tfp_vae 0.1 run.json); a resume that failed leaves run.json as it was.
+        run.write_configs(model_config, training)
+        messages += applied
+        for message in applied:
+            say(message)
         changed = run.data_changed(splits.sha256)
         if changed:
             messages.append(changed)
