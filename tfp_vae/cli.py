@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tfp_vae.flags import add_config_flags, given_fields, int_at_least
+from tfp_vae.quiet import VERBOSE_FLAG, VERBOSE_HELP, import_tensorflow_quietly
 
 __all__ = ["main"]
 
@@ -132,9 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tfp-vae", description="Variational autoencoders with TFP layers.",
                      epilog="Run `tfp-vae COMMAND --help` for each command's options and "
                             "examples.")
-    parser.add_argument("--verbose", action="store_true", dest="tensorflow_logs",
-                        help="show TensorFlow's own start-up and C++ log lines (hidden by "
-                             "default); give it before COMMAND")
+    parser.add_argument(VERBOSE_FLAG, action="store_true", dest="tensorflow_logs",
+                        help=VERBOSE_HELP + "; give it before COMMAND")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     for name, (help_text, description, arguments) in _COMMANDS_TEXT.items():
@@ -249,28 +248,6 @@ def exit_status(error: BaseException) -> int:
     return 1
 
 
-def _import_tensorflow_quietly() -> None:
-    """Loads TensorFlow without its C++ start-up lines (oneDNN, CUDA probing, absl).
-
-    `TF_CPP_MIN_LOG_LEVEL` alone does not silence them in TF 2.16+ (written before absl's
-    logging starts), so stderr goes to /dev/null while TensorFlow loads and probes its devices.
-    A user who set `TF_CPP_MIN_LOG_LEVEL` gets TensorFlow as is."""
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `tfp-vae`; returns the exit status.
 
@@ -290,10 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ```
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--verbose"]:
+    # Only a leading --verbose is the top-level flag (a subcommand has its own --verbose).
+    if argv[:1] == [VERBOSE_FLAG]:
         argv = argv[1:]
     else:
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     args = _build_parser().parse_args(argv)
     try:
         return args.handler(args)

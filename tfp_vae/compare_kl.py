@@ -12,7 +12,12 @@ from tfp_vae.compare_kl import run_study  # same as tfp_vae.study.run_study
 
 import sys
 
-from tfp_vae.study import (
+from tfp_vae.quiet import import_tensorflow_quietly
+
+if __name__ == "__main__":
+    import_tensorflow_quietly(sys.argv[1:])  # before tfp_vae.study imports TensorFlow
+
+from tfp_vae.study import (  # noqa: E402
     KLStudyResult,
     StudySettings,
     configure_parser,
@@ -21,7 +26,7 @@ from tfp_vae.study import (
     run_from_args,
     run_study,
 )
-from tfp_vae.study.estimators import DISTANCES, ONE_D_CASES
+from tfp_vae.study.estimators import DISTANCES, ONE_D_CASES  # noqa: E402
 
 __all__ = ["DISTANCES", "ONE_D_CASES", "KLStudyResult", "StudySettings", "configure_parser",
            "gaussian_estimator_variances", "main", "run_from_args", "run_study"]

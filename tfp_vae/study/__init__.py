@@ -35,37 +35,30 @@ print(result.report_path.read_text()[:500])
 From the shell: `tfp-vae compare-kl --quick --out kl_study` (or `python -m tfp_vae.study`).
 """
 
-from tfp_vae.study.rows import (
-    CurveRow,
-    EstimatorRow,
-    LearnablePriorRow,
-    TrainingRow,
-    read_rows,
-    write_rows,
-)
-from tfp_vae.study.runner import (
-    KLStudyResult,
-    StudySettings,
-    configure_parser,
-    main,
-    run_from_args,
-    run_study,
-)
-from tfp_vae.study.theory import GaussianKLTheory, gaussian_estimator_variances
+import importlib
+from typing import Any
 
-__all__ = [
-    "CurveRow",
-    "EstimatorRow",
-    "GaussianKLTheory",
-    "KLStudyResult",
-    "LearnablePriorRow",
-    "StudySettings",
-    "TrainingRow",
-    "configure_parser",
-    "gaussian_estimator_variances",
-    "main",
-    "read_rows",
-    "run_from_args",
-    "run_study",
-    "write_rows",
-]
+# Public name -> the module that defines it; imported on first use (PEP 562), so that
+# `python -m tfp_vae.study` can set TensorFlow's log level before TensorFlow is imported.
+_EXPORTS = {
+    **dict.fromkeys(["CurveRow", "EstimatorRow", "LearnablePriorRow", "TrainingRow", "read_rows",
+                     "write_rows"], "rows"),
+    **dict.fromkeys(["KLStudyResult", "StudySettings", "configure_parser", "main",
+                     "run_from_args", "run_study"], "runner"),
+    **dict.fromkeys(["GaussianKLTheory", "gaussian_estimator_variances"], "theory"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfp_vae.study' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tfp_vae.study.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

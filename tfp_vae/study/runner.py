@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfp_vae.quiet import VERBOSE_FLAG, VERBOSE_HELP
 from tfp_vae.study.rows import CurveRow, EstimatorRow, LearnablePriorRow, TrainingRow, write_rows
 
 __all__ = ["KLStudyResult", "StudySettings", "configure_parser", "main", "run_from_args",
@@ -330,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tfp_vae.compare_kl",
         description="Compare analytic and Monte Carlo KL estimators: estimator-level bias, "
                     "variance, gradient SNR and cost, and end-to-end VAE training."))
+    # Read by the entry points before TensorFlow loads (`tfp_vae.quiet`); listed for --help.
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # the parser has printed its one sentence (or --help)
