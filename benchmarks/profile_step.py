@@ -3,7 +3,9 @@
 Each row is one `tf.function` timed over `--steps` calls on the same batch (median of
 `--repeats`), so differences between rows attribute the time: encoder forward, decoder forward,
 the whole loss (both passes + ELBO), the loss with its gradient, and the full step with the
-Adam update.
+Adam update. A second table times the forward call of each layer with weights (Conv2D,
+Conv2DTranspose, Dense) of the encoder and decoder on its own input, the activation that reaches
+it in the forward pass, the same way.
 
 Usage:
   python benchmarks/profile_step.py --batch-size 128 --dtype-policy float32
@@ -12,9 +14,32 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
+
+
+def _call(layer, inputs):
+    return layer(inputs)
+
+
+def layer_calls(model, x, z):
+    """`{row name: function}` calling one encoder or decoder layer with weights on its input.
+
+    Partials, not lambdas: TensorFlow counts the traces of all `tf.function`s of one code object
+    together and would warn of retracing after five layers.
+    """
+    calls = {}
+    for part, inputs in (("encoder", x), ("decoder", z)):
+        activation = inputs
+        for layer in getattr(model, part).layers[:-1]:  # the last is the distribution head
+            layer_input, activation = activation, layer(activation)
+            if layer.weights:
+                shape = "x".join(str(d) for d in activation.shape[1:])
+                calls[f"{part} {type(layer).__name__} {layer.name} -> {shape}"] = (
+                    functools.partial(_call, layer, layer_input))
+    return calls
 
 
 def main(argv=None) -> int:
@@ -51,10 +76,11 @@ def main(argv=None) -> int:
         "loss + gradient": gradients,
         "full step (+ Adam update)": step,
     }
-    compiled = {name: tf.function(fn) for name, fn in parts.items()}
+    layers = layer_calls(model, x, z)
+    compiled = {name: tf.function(fn) for name, fn in {**parts, **layers}.items()}
     for fn in compiled.values():
         fn()
-    times = {name: [] for name in parts}
+    times = {name: [] for name in compiled}
     for _ in range(args.repeats):
         for name, fn in compiled.items():
             start = time.perf_counter()
@@ -66,11 +92,13 @@ def main(argv=None) -> int:
     full = statistics.median(times["full step (+ Adam update)"])
     print(f"{args.network} net, batch {args.batch_size}, {args.dtype_policy}; median ms per call "
           f"over {args.repeats}x{args.steps} calls\n")
-    print("| part | ms | share of full step |")
-    print("|---|---:|---:|")
-    for name, values in times.items():
-        ms = statistics.median(values)
-        print(f"| {name} | {ms:.2f} | {ms / full:.0%} |")
+    for title, names in (("part", parts), ("layer (forward)", layers)):
+        print(f"| {title} | ms | share of full step |")
+        print("|---|---:|---:|")
+        for name in names:
+            ms = statistics.median(times[name])
+            print(f"| {name} | {ms:.2f} | {ms / full:.0%} |")
+        print()
     return 0
 
 
