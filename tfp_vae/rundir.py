@@ -356,13 +356,13 @@ class RunDir:
 
     def _acquire(self) -> int:
         """Opens and locks `lock_file`; returns the descriptor."""
-        for _ in range(10):  # retried only when a holder's clean-up raced with the open
+        for attempt in range(10):  # retried only when a holder's clean-up raced with us
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
-            except FileNotFoundError:
-                continue  # a failed run's clean-up removed the new parent folder meanwhile
             except OSError as error:
+                if isinstance(error, FileNotFoundError) and attempt < 9:
+                    continue  # a failed run's clean-up removed the new parent folder meanwhile
                 raise ValueError(f"Cannot write the run directory {self.path}: "
                                  f"{error.strerror}; choose a writable --out.") from None
             try:
