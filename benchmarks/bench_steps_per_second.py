@@ -13,7 +13,9 @@ compilation) untimed, then timed windows of `--window` steps until `--steps` (or
 x 500) timed steps are done; a window never spans an epoch boundary (the next epoch's first
 step only marks the start of its first window), so the per-epoch validation pass and iterator
 setup are not counted. Reported: the median steps/s over the windows, and its ratio to tfp_vae
-without XLA. Variants are interleaved over `--repeats`.
+without XLA; also steps per CPU-second of the process (all its threads), which holds up better
+than wall time on a shared core but counts a thread pool's spin-waiting when it has several
+cores. Variants are interleaved over `--repeats`.
 
 Variants (`--variants`):
   tfp_vae       `tfp_vae.runs.train_run` (in memory), `TrainingConfig(jit_compile=False)`
@@ -84,9 +86,11 @@ class WindowTimer:
         self.warmup, self.window = warmup, window
         self.windows_wanted = max(1, math.ceil(steps / window))
         self.rates: list[float] = []
+        self.cpu_rates: list[float] = []
         self.seconds: list[float] = []
         self.steps = 0
         self._mark: float | None = None
+        self._cpu_mark = 0.0
         self._in_window = 0
 
     @property
@@ -97,24 +101,27 @@ class WindowTimer:
         self._mark, self._in_window = None, 0
 
     def step_end(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.steps += 1
         if self.steps <= self.warmup:
             if self.steps == self.warmup:
-                self._mark, self._in_window = now, 0
+                self._mark, self._cpu_mark, self._in_window = now, cpu, 0
             return
         if self._mark is None:  # the first step of an epoch only marks the window's start
-            self._mark, self._in_window = now, 0
+            self._mark, self._cpu_mark, self._in_window = now, cpu, 0
             return
         self._in_window += 1
         if self._in_window == self.window and not self.done:
             self.rates.append(self.window / (now - self._mark))
+            self.cpu_rates.append(self.window / max(cpu - self._cpu_mark, 1e-9))
             self.seconds.append(now - self._mark)
-            self._mark, self._in_window = now, 0
+            self._mark, self._cpu_mark, self._in_window = now, cpu, 0
 
     def summary(self) -> dict:
         return {"steps_per_second": statistics.median(self.rates),
-                "window_steps_per_second": self.rates, "timed_steps": len(self.rates)
+                "window_steps_per_second": self.rates,
+                "steps_per_cpu_second": statistics.median(self.cpu_rates),
+                "window_steps_per_cpu_second": self.cpu_rates, "timed_steps": len(self.rates)
                 * self.window, "timed_seconds": sum(self.seconds), "total_steps": self.steps}
 
 
@@ -339,14 +346,15 @@ def build_table(results: list[dict], reference: str = REFERENCE) -> list[dict]:
     """Median steps/s per (variant, network) and its ratio to the reference variant.
 
     Args:
-      results: Worker results, each with `variant`, `network` and `steps_per_second` (one per
-        repeat; the medians of repeats are taken).
+      results: Worker results, each with `variant`, `network`, `steps_per_second` and
+        optionally `steps_per_cpu_second` (one result per repeat; medians of repeats are taken).
       reference: The variant whose rate is 1.00 for the same network. Default: `'tfp_vae'`.
 
     Returns:
       One row per (variant, network) in first-seen order: `variant`, `network`,
-      `steps_per_second` (median over repeats of each repeat's window median), `repeats`, and
-      `ratio` (`steps_per_second` over the reference's for that network; `None` without one).
+      `steps_per_second` (median over repeats of each repeat's window median), `repeats`,
+      `ratio` (`steps_per_second` over the reference's for that network; `None` without one),
+      and where the results have them `steps_per_cpu_second` and `cpu_ratio` alike.
 
     #### Examples
 
@@ -357,50 +365,66 @@ def build_table(results: list[dict], reference: str = REFERENCE) -> list[dict]:
     #        "ratio": 1.5}]
     ```
     """
-    keys: list[tuple[str, str]] = []
-    for result in results:
-        key = (result["variant"], result["network"])
-        if key not in keys:
-            keys.append(key)
-    medians = {key: statistics.median(r["steps_per_second"] for r in results
-                                      if (r["variant"], r["network"]) == key) for key in keys}
+    keys = list(dict.fromkeys((r["variant"], r["network"]) for r in results))
+
+    def median(key, field):
+        values = [r[field] for r in results if (r["variant"], r["network"]) == key and field in r]
+        return statistics.median(values) if values else None
+
     rows = []
     for variant, network in keys:
-        rate = medians[(variant, network)]
-        base = medians.get((reference, network))
-        rows.append({"variant": variant, "network": network, "steps_per_second": rate,
-                     "repeats": sum((r["variant"], r["network"]) == (variant, network)
-                                    for r in results),
-                     "ratio": rate / base if base else None})
+        row = {"variant": variant, "network": network,
+               "repeats": sum((r["variant"], r["network"]) == (variant, network)
+                              for r in results)}
+        for field, ratio in (("steps_per_second", "ratio"),
+                             ("steps_per_cpu_second", "cpu_ratio")):
+            rate, base = median((variant, network), field), median((reference, network), field)
+            if rate is None and field != "steps_per_second":
+                continue
+            row[field] = rate
+            row[ratio] = rate / base if base else None
+        rows.append(row)
     return rows
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
 
 
 def format_table(rows: list[dict], results: list[dict]) -> str:
     """A Markdown table of `build_table` rows, with the spread of the timed windows."""
-    lines = ["| variant | network | steps/s (median) | windows min-max | vs tfp_vae (no jit) |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| variant | steps/s (median) | windows min-max | vs tfp_vae (no jit) | "
+             "steps per CPU-s | vs tfp_vae (no jit) |", "|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         windows = [rate for r in results if (r["variant"], r["network"])
                    == (row["variant"], row["network"]) for rate in r["window_steps_per_second"]]
-        ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        lines.append(f"| {DESCRIPTIONS.get(row['variant'], row['variant'])} | {row['network']} "
+        cpu = row.get("steps_per_cpu_second")
+        lines.append(f"| {DESCRIPTIONS.get(row['variant'], row['variant'])} "
                      f"| {row['steps_per_second']:.0f} | {min(windows):.0f}-{max(windows):.0f} "
-                     f"| {ratio} |")
+                     f"| {_ratio(row['ratio'])} | {'—' if cpu is None else f'{cpu:.0f}'} "
+                     f"| {_ratio(row.get('cpu_ratio'))} |")
     return "\n".join(lines)
 
 
 def network_table(rows: list[dict], defaults: dict[str, bool]) -> str:
     """A Markdown table of XLA off/on per network, the faster one and the registry default."""
-    lines = ["| network | steps/s jit off | steps/s jit on | jit on / off | faster | "
-             "registry default |", "|---|---:|---:|---:|---|---|"]
-    by_key = {(row["network"], row["variant"]): row["steps_per_second"] for row in rows}
+    lines = ["| network | steps/s jit off | steps/s jit on | on / off | steps per CPU-s off "
+             "| on | on / off | registry default |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    by_key = {(row["network"], row["variant"]): row for row in rows}
     for network in dict.fromkeys(row["network"] for row in rows):
         off, on = by_key.get((network, "tfp_vae")), by_key.get((network, "tfp_vae_jit"))
         if off is None or on is None:
             continue
+        cells = []
+        for field in ("steps_per_second", "steps_per_cpu_second"):
+            if off.get(field) is None or on.get(field) is None:
+                cells += ["—", "—", "—"]
+            else:
+                cells += [f"{off[field]:.1f}", f"{on[field]:.1f}",
+                          f"{on[field] / off[field]:.2f}x"]
         default = defaults.get("mlp" if network == "mlp_burda" else network)
-        lines.append(f"| {network} | {off:.0f} | {on:.0f} | {on / off:.2f}x | "
-                     f"{'jit' if on > off else 'no jit'} | "
+        lines.append(f"| {network} | {' | '.join(cells)} | "
                      f"{'—' if default is None else ('jit' if default else 'no jit')} |")
     return "\n".join(lines)
 
@@ -540,7 +564,10 @@ def main(argv=None) -> int:
                 "machine": platform.processor() or platform.machine(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "load_average": os.getloadavg()}
-    print(f"\nbatch {BATCH_SIZE}, {args.warmup} warm-up steps, median steps/s over windows of "
+    print(f"\n784-{HIDDEN_UNITS[0]}-{HIDDEN_UNITS[1]}-{LATENT_DIM} tanh MLP VAE"
+          if args.networks is None else "\ntfp_vae train_run per network preset, latent "
+          f"{LATENT_DIM}", end=", ")
+    print(f"batch {BATCH_SIZE}, {args.warmup} warm-up steps, median steps/s over windows of "
           f"{args.window} steps ({args.steps} timed steps per variant), cores {cores}, "
           f"load average {os.getloadavg()[0]:.1f}\n")
     if args.networks is not None:
