@@ -140,6 +140,12 @@ def test_grey_level_images_get_a_normal_likelihood_binary_ones_keep_bernoulli(tm
     with pytest.raises(ValueError, match="grey levels, not 0/1, but a Bernoulli likelihood"):
         train_run(None, ModelConfig(network="mlp", network_options={"hidden_units": [16]}),
                   TrainingConfig(data=str(tmp_path / "grey.npy"), binarization="none"))
+    # ... and so is the default dynamic binarization under the normal likelihood.
+    with pytest.raises(ValueError, match=r"Binarizing .*grey\.npy \('dynamic'\) would train "
+                                         r"the normal likelihood on 0/1 pixels"):
+        train_run(None, ModelConfig(network="mlp", network_options={"hidden_units": [16]},
+                                    likelihood="normal"),
+                  TrainingConfig(data=str(tmp_path / "grey.npy")))
 
 
 def test_cli_trains_on_a_colour_folder_and_later_commands_find_it(tmp_path, digits, capsys):

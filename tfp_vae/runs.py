@@ -35,7 +35,14 @@ import numpy as np
 
 from tfp_vae.backend import keras, tf
 from tfp_vae.config import ModelConfig, TrainingConfig
-from tfp_vae.data import DataSplits, binarize, check_images, load_splits, make_dataset
+from tfp_vae.data import (
+    DataSplits,
+    binarize,
+    check_images,
+    is_image_source,
+    load_splits,
+    make_dataset,
+)
 from tfp_vae.evaluation import (
     active_units,
     evaluate_elbo,
@@ -223,6 +230,13 @@ def _prepare_splits(model_config: ModelConfig, training: TrainingConfig) -> Data
         raise ValueError(f"The {splits.name} images have shape {shape} but the model expects "
                          f"{tuple(model_config.input_shape)}; set ModelConfig.input_shape to "
                          f"{shape}.")
+    if (model_config.likelihood != "bernoulli" and training.binarization != "none"
+            and is_image_source(training.data)):
+        # Your own grey-level or colour images would be turned into 0/1 pixels silently.
+        raise ValueError(f"Binarizing {splits.name} ({training.binarization!r}) would train the "
+                         f"{model_config.likelihood} likelihood on 0/1 pixels; set "
+                         "TrainingConfig.binarization='none' (--binarization none) to model the "
+                         "pixel values, or use tfp_vae.config.fitted_configs, which does.")
     if model_config.likelihood == "bernoulli" and training.binarization == "none":
         # Dynamic/fixed binarization makes 0/1 targets; grey levels would be trained on silently.
         check_images(splits.x_train, f"{splits.name} training images", binary=True)
