@@ -125,6 +125,23 @@ class WindowTimer:
                 * self.window, "timed_seconds": sum(self.seconds), "total_steps": self.steps}
 
 
+def timing_callback(keras, timer: WindowTimer):
+    """A callback of `keras` (tf_keras or Keras 3) that feeds `timer` and stops when it is done."""
+
+    class Timing(keras.callbacks.Callback):
+        _supports_tf_logs = True  # tf_keras: no conversion of the logs to numpy per step
+
+        def on_epoch_begin(self, epoch, logs=None):
+            timer.epoch_begin()
+
+        def on_train_batch_end(self, batch, logs=None):
+            timer.step_end()
+            if timer.done:
+                self.model.stop_training = True
+
+    return Timing()
+
+
 def _epochs_needed(args) -> int:
     # Each epoch after the warm-up spends one step marking its first window's start.
     per_epoch_windows = (STEPS_PER_EPOCH - 1) // args.window
@@ -179,18 +196,7 @@ def _tfp_vae_worker(args, timer: WindowTimer) -> dict:
                               optimizer="adam", learning_rate=1e-3, seed=0,
                               jit_compile=args.worker.endswith("_jit"), plots=False)
 
-    class Timing(keras.callbacks.Callback):
-        _supports_tf_logs = True  # no conversion of the logs to numpy per step
-
-        def on_epoch_begin(self, epoch, logs=None):
-            timer.epoch_begin()
-
-        def on_train_batch_end(self, batch, logs=None):
-            timer.step_end()
-            if timer.done:
-                self.model.stop_training = True
-
-    result = train_run(None, model, training, callbacks=[Timing()])
+    result = train_run(None, model, training, callbacks=[timing_callback(keras, timer)])
     return {"final_loss": result.history[-1]["loss"],
             "versions": _versions("tensorflow", "tf_keras", "tensorflow_probability")}
 
@@ -250,19 +256,11 @@ def _keras3_worker(args, timer: WindowTimer) -> dict:
             self.loss_tracker.update_state(loss)
             return {"loss": self.loss_tracker.result()}
 
-    class Timing(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            timer.epoch_begin()
-
-        def on_train_batch_end(self, batch, logs=None):
-            timer.step_end()
-            if timer.done:
-                self.model.stop_training = True
-
     model = VAE()
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   jit_compile=args.worker.endswith("_jit"))
-    history = model.fit(data, epochs=_epochs_needed(args), verbose=0, callbacks=[Timing()])
+    history = model.fit(data, epochs=_epochs_needed(args), verbose=0,
+                        callbacks=[timing_callback(keras, timer)])
     return {"final_loss": float(history.history["loss"][-1]),
             "versions": {"keras": keras.__version__, "tensorflow": tf.__version__}}
 

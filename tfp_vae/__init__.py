@@ -10,8 +10,7 @@ TensorFlow before the command line has set TensorFlow's log level.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tfp_vae.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -43,14 +42,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfp_vae' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tfp_vae.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -35,8 +35,7 @@ print(result.report_path.read_text()[:500])
 From the shell: `tfp-vae compare-kl --quick --out kl_study` (or `python -m tfp_vae.study`).
 """
 
-import importlib
-from typing import Any
+from tfp_vae.lazy import lazy_exports
 
 # Public name -> the module that defines it; imported on first use (PEP 562), so that
 # `python -m tfp_vae.study` can set TensorFlow's log level before TensorFlow is imported.
@@ -51,14 +50,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfp_vae.study' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tfp_vae.study.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
