@@ -68,7 +68,13 @@ def test_committed_full_study_reads_as_typed_rows():
     assert all(r.mu is None and r.sigma is None for r in grid)
     training = read_rows(RESULTS / "training.csv", TrainingRow)
     assert len(training) == 15 and training[-1].seed_offset == 1
-    assert all(r.weights_max_abs_difference is None for r in training)  # written before it
+    # Every layer attachment starts from its loss-function twin's weights and batches: the same
+    # model to the last bit; the loss-function runs have no twin.
+    twins = {r.run: r.weights_max_abs_difference for r in training if r.kl_attachment != "loss"}
+    assert len(twins) == 5 and set(twins.values()) == {0.0}
+    assert all(r.weights_max_abs_difference is None for r in training if r.kl_attachment == "loss")
     curves = read_rows(RESULTS / "training_curves.csv", CurveRow)
     assert len(curves) == 15 * 8 and all(c.validation_loss is not None for c in curves)
-    assert curves[0].seconds is None
+    assert all(c.seconds > 0 for c in curves)
+    priors = read_rows(RESULTS / "learnable_priors.csv", LearnablePriorRow)
+    assert len(priors) == 240 and {r.prior for r in priors} == {"flow", "mixture"}
