@@ -24,6 +24,7 @@ from tfp_vae.evaluation import (
     evaluate_model,
     iwae_log_likelihood,
     nats_to_bits_per_dim,
+    rounded,
 )
 from tfp_vae.losses import log_importance_weights, log_likelihood_samples, negative_elbo
 from tfp_vae.models import VAE
@@ -419,6 +420,9 @@ def test_evaluate_model_passes_its_arguments_on():
     for name in ("log_likelihood", "log_likelihood_standard_error",
                  "negative_log_likelihood_bits_per_dim", "num_samples"):
         assert result[f"iwae_{name}"] == iwae[name], name
+    # Exactly these metrics: the image count once (not again as `iwae_num_images`).
+    assert set(result) == set(elbo) | {f"iwae_{name}" for name in iwae if name != "num_images"} \
+        | {"active_units", "latent_dim", "posterior_mean_variance"}
     assert result["reconstruction"] != evaluate_elbo(toy.model, x, seed=3)["reconstruction"]
     # Defaults: seed 0, batches of 500, and no IWAE bound unless asked for.
     default = evaluate_model(toy.model, x)
@@ -444,6 +448,12 @@ def test_evaluate_model_of_an_autoencoder_reports_its_reconstruction_likelihood(
     np.testing.assert_allclose(result["posterior_mean_variance"],
                                codes.numpy().astype(np.float64).var(axis=0), rtol=1e-5)
     assert "negative_elbo" not in result and result["num_images"] == 50
+
+
+def test_rounded_keeps_four_decimals_inside_lists_and_leaves_other_values():
+    assert rounded({"nll": 88.712345, "curve": [1.234567, 2.0], "epochs": 3, "name": "x"}) == {
+        "nll": 88.7123, "curve": [1.2346, 2.0], "epochs": 3, "name": "x"}
+    assert rounded({"nll": 88.712345}, digits=1) == {"nll": 88.7}
 
 
 # ---------------------------------------------------------------- errors

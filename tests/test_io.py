@@ -11,6 +11,7 @@ from tfp_vae import ModelConfig, build_model, keras
 from tfp_vae.backend import tf
 from tfp_vae.io import (
     EpochCheckpoint,
+    epoch_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     load_model,
@@ -204,6 +205,17 @@ def test_checkpoint_pointer_only_moves_to_complete_checkpoints(tmp_path, monkeyp
     (tmp_path / "latest").write_text("epoch-0009\n")
     with pytest.raises(ValueError, match="missing or incomplete"):
         latest_checkpoint(tmp_path)
+
+
+def test_checkpoints_are_ordered_and_pruned_by_epoch_past_9999(tmp_path):
+    # `epoch-10000` sorts before `epoch-9999` as text: pruning by name would delete the new one.
+    model = build_model(VARIANTS["diag-loss-bernoulli-mlp"])
+    for epoch in (9998, 9999, 10000):
+        save_checkpoint(tmp_path, model, None, epoch)
+    (tmp_path / "epoch-notes").mkdir()
+    assert list(epoch_checkpoints(tmp_path)) == [9999, 10000]
+    assert latest_checkpoint(tmp_path).name == "epoch-10000"
+    assert epoch_checkpoints(tmp_path / "missing") == {}
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):

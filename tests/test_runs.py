@@ -1,6 +1,8 @@
 """`train_run`: the one training run (in memory and in a run directory), resume, overwrite."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +36,9 @@ def test_run_directory_layout_configs_and_complete_marker(tmp_path):
     result = train_run(out, MODEL, TRAINING.replace(epochs=1, plots=True))
     run = RunDir(out)
     assert run.is_complete and result.run_dir.path == out
-    assert run.read_configs() == (MODEL, TRAINING.replace(epochs=1, plots=True))
+    # The run records where the data came from ($TFP_VAE_DATA_DIR here), as an absolute path.
+    folder = str(Path(os.environ["TFP_VAE_DATA_DIR"]).resolve())
+    assert run.read_configs() == (MODEL, TRAINING.replace(epochs=1, plots=True, data_dir=folder))
     assert json.loads(run.run_file.read_text())["format"] == 2
     assert run.metrics() == result.metrics
     assert run.history()[0]["loss"] == pytest.approx(result.history[0]["loss"])
@@ -101,6 +105,16 @@ def test_resume_trains_on_and_refuses_contradicting_settings(tmp_path):
     with pytest.raises(ValueError, match="--data cannot change"):
         train_run(out, resume=True, training_config=TRAINING.replace(data="fashion_mnist"))
     assert RunDir(out).is_complete  # a refused resume leaves the finished run as it was
+
+
+def test_a_run_resumes_from_elsewhere_without_the_data_variable(tmp_path, monkeypatch):
+    # Trained with $TFP_VAE_DATA_DIR set; resumed from another folder without it (offline:
+    # a Keras download attempt fails the test).
+    train_run(tmp_path / "run", MODEL, TRAINING.replace(epochs=1, test_size=50))
+    monkeypatch.delenv("TFP_VAE_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    result = train_run("run", resume=True, changes={"epochs": 2})
+    assert [row["epoch"] for row in result.history] == [1, 2]
 
 
 def test_overwrite_validates_first_and_keeps_the_old_run_on_failure(tmp_path):
@@ -179,17 +193,20 @@ def test_a_tril_posterior_trains_on_a_network_that_prefers_xla():
     assert np.isfinite(result.metrics["test_negative_elbo"])
 
 
-def test_a_failed_resume_leaves_run_json_byte_identical(tmp_path, monkeypatch):
+def test_a_failed_resume_leaves_run_json_byte_identical(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist").symlink_to(Path(os.environ["TFP_VAE_DATA_DIR"]).resolve() / "mnist")
     out = tmp_path / "run"
-    train_run(out, MODEL, TRAINING.replace(epochs=1))
+    train_run(out, MODEL, TRAINING.replace(epochs=1, data_dir=str(data)))
     before = RunDir(out).run_file.read_bytes()
     messages = []
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train_run(out, resume=True, changes={"epochs": 3, "data_dir": str(tmp_path / "typo")},
                   log=messages.append)
-    # The data of the run's own data_dir (via $TFP_VAE_DATA_DIR) cannot be found, as offline.
-    monkeypatch.setenv("TFP_VAE_DATA_DIR", str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
+    # The files in the run's own data folder are gone (moved, or never copied here).
+    (data / "mnist").unlink()
+    (data / "mnist").mkdir()
     with pytest.raises(FileNotFoundError, match="Missing .*train-images"):
         train_run(out, resume=True, changes={"epochs": 3}, log=messages.append)
     assert RunDir(out).run_file.read_bytes() == before

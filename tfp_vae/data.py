@@ -39,6 +39,7 @@ __all__ = [
     "canonical_data_source",
     "canonical_dataset_name",
     "check_images",
+    "data_folder",
     "image_shape",
     "load_dataset",
     "load_splits",
@@ -237,6 +238,26 @@ def _load_local(data_dir: Path, name: str):
                              "the files.")
     return ((arrays["train_images"], arrays["train_labels"]),
             (arrays["test_images"], arrays["test_labels"]))
+
+
+def data_folder(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
+    """The absolute folder `load_dataset(name, data_dir)` reads a built-in dataset from.
+
+    A run records it, so that resuming or re-evaluating it later finds the same files from
+    any working directory and without `$TFP_VAE_DATA_DIR`.
+
+    Args:
+      name: A data source, as for `load_dataset`.
+      data_dir: As for `load_dataset`. Default: `None`.
+
+    Returns:
+      The absolute path of `data_dir` (or of `$TFP_VAE_DATA_DIR`) as a `str`, or `None` for
+      your own images and for the Keras download.
+    """
+    if canonical_data_source(name) not in DATASETS:
+        return None
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    return None if data_dir is None else str(Path(data_dir).expanduser().resolve())
 
 
 def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None = None,

@@ -46,6 +46,7 @@ __all__ = [
     "EpochCheckpoint",
     "NonFiniteLossError",
     "NonFiniteLossWatch",
+    "epoch_checkpoints",
     "latest_checkpoint",
     "load_checkpoint",
     "load_model",
@@ -308,10 +309,28 @@ def save_checkpoint(directory: str | os.PathLike, model: VAE | Autoencoder,
     pointer = directory / f".{_LATEST}.tmp"
     pointer.write_text(target.name + "\n")
     os.replace(pointer, directory / _LATEST)
-    old = sorted(p for p in directory.glob("epoch-*") if p.is_dir() and p.name < target.name)
+    old = [p for done, p in epoch_checkpoints(directory).items() if done < epoch]
     for path in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(path, ignore_errors=True)
     return target
+
+
+def epoch_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
+    """The `epoch-NNNN` folders `save_checkpoint` wrote in a checkpoints folder, by epoch.
+
+    Args:
+      directory: The checkpoints folder of a run (it need not exist).
+
+    Returns:
+      A `dict` from the epoch (Python `int`) to its folder, oldest first; complete or not
+      (`latest_checkpoint` gives the complete one). Other names are left out.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    found = {int(p.name[len("epoch-"):]): p for p in directory.glob("epoch-*")
+             if p.is_dir() and p.name[len("epoch-"):].isdigit()}
+    return dict(sorted(found.items()))
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:

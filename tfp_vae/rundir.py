@@ -30,7 +30,7 @@ from typing import Any
 
 from tfp_vae.backend import keras
 from tfp_vae.config import ModelConfig, TrainingConfig
-from tfp_vae.io import load_checkpoint, load_model
+from tfp_vae.io import epoch_checkpoints, load_checkpoint, load_model
 from tfp_vae.models import VAE, Autoencoder
 from tfp_vae.resuming import RESUMABLE_FIELDS, resume_configs
 
@@ -422,10 +422,7 @@ class RunDir:
         return messages
 
     def _checkpoint_candidates(self) -> list[Path]:
-        if not self.checkpoints_dir.is_dir():
-            return []
-        return sorted((p for p in self.checkpoints_dir.glob("epoch-*") if p.is_dir()),
-                      reverse=True)
+        return list(epoch_checkpoints(self.checkpoints_dir).values())[::-1]
 
     def set_aside(self) -> Path:
         """Moves the existing run out of the way (for an overwrite); returns where it went."""
@@ -489,7 +486,6 @@ class RunDir:
           ValueError: If a change is not allowed for a resumed run (one sentence).
         """
         saved_model, saved_training = self.read_configs()
-        trained = max((int(p.name.split("-")[1]) for p in self._checkpoint_candidates()
-                       if p.name.split("-")[1].isdigit()), default=0)
+        trained = max(epoch_checkpoints(self.checkpoints_dir), default=0)
         return resume_configs(self.path, saved_model, saved_training, trained, model_config,
                               training_config, changes)

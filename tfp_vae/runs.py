@@ -39,6 +39,7 @@ from tfp_vae.data import (
     DataSplits,
     binarize,
     check_images,
+    data_folder,
     is_image_source,
     load_splits,
     make_dataset,
@@ -221,6 +222,13 @@ def _final_metrics(model: VAE | Autoencoder, splits: DataSplits, training: Train
     return metrics
 
 
+def _with_data_folder(training: TrainingConfig) -> TrainingConfig:
+    """`training` with `data_dir` made absolute, or set from `$TFP_VAE_DATA_DIR`: the run
+    directory records where a built-in dataset was read from."""
+    folder = data_folder(training.data, training.data_dir)
+    return training if folder is None else training.replace(data_dir=folder)
+
+
 def _prepare_splits(model_config: ModelConfig, training: TrainingConfig) -> DataSplits:
     splits = load_splits(training.data, training.data_dir, training.validation_size,
                          training.train_size, training.test_size, training.binarization,
@@ -327,11 +335,12 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
                                  f"({run.run_file} is missing).")
             model_config, training_config, applied = run.resume_configs(
                 model_config, training_config, changes or {})
+            training_config = _with_data_folder(training_config)
             return _train(run, model_config, training_config, callbacks, verbose,
                           initial_weights, say, resume=True, messages=messages,
                           applied=applied)
         run.check_new(overwrite)
-        return _train(run, model_config, training_config, callbacks, verbose,
+        return _train(run, model_config, _with_data_folder(training_config), callbacks, verbose,
                       initial_weights, say, resume=False, messages=messages,
                       replace_existing=run.exists)
 

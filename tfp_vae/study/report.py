@@ -19,6 +19,8 @@ from tfp_vae.study.rows import CurveRow, EstimatorRow, LearnablePriorRow, Traini
 __all__ = ["attachment_differences", "findings", "markdown_table", "write_report"]
 
 _BASELINE = ("diag", "loss", "analytic", 1)
+_WHERE = {"close": "close to the prior", "moderate": "at a moderate distance from the prior",
+          "far": "far from the prior"}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -143,7 +145,7 @@ def _estimator_findings(grid: Sequence[EstimatorRow]) -> list[str]:
             if not sel or not snr:
                 continue
             ranked = sorted(snr, key=snr.get)
-            out.append(f"Gradient w.r.t. {param}, {distance} to the prior (d={d_max}, S={s_min}, "
+            out.append(f"Gradient w.r.t. {param}, {_WHERE[distance]} (d={d_max}, S={s_min}, "
                        f"median over posterior types): highest SNR {ranked[-1]} "
                        f"({snr[ranked[-1]]:.3g}), lowest {ranked[0]} ({snr[ranked[0]]:.3g})"
                        + (f"; mc {snr['mc']:.3g}." if "mc" in snr else "."))
@@ -170,7 +172,7 @@ def _value_finding(grid: Sequence[EstimatorRow], sel: Sequence[EstimatorRow], di
     finite = {n: all(r.variance_finite for r in sel if r.estimator == n) for n in value_names}
     ranked = sorted((n for n in by_name if finite[n]), key=by_name.get)
     best, worst = ranked[0], ranked[-1]
-    text = (f"{distance.capitalize()} to the prior (S={s_min}, median over latent sizes and "
+    text = (f"{_WHERE[distance].capitalize()} (S={s_min}, median over latent sizes and "
             f"posterior types), the lowest relative std of the value is {best}'s "
             f"({by_name[best]:.3g}) and the highest {worst}'s ({by_name[worst]:.3g}, "
             f"{by_name[worst] / by_name[best]:.1f}×)")
@@ -230,10 +232,6 @@ def _training_findings(training: Sequence[TrainingRow], curves: Sequence[CurveRo
 
 def _median(rows: Sequence[LearnablePriorRow], estimator: str, key: str) -> float:
     return float(np.median([getattr(r, key) for r in rows if r.estimator == estimator]))
-
-
-_WHERE = {"close": "close to the prior", "moderate": "at a moderate distance",
-          "far": "far from the prior"}
 
 
 def _prior_findings(rows: Sequence[LearnablePriorRow]) -> list[str]:
