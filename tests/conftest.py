@@ -15,6 +15,15 @@ if "TFP_VAE_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
 
 from tfp_vae.backend import keras  # noqa: E402
 
+_MAX_WORKERS = 4  # each test process holds TensorFlow (1-3 GB) and its thread pools
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one test process per CPU core this process may use, at most 4."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    return max(1, min(cores, _MAX_WORKERS))
+
 
 @pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch):
