@@ -24,6 +24,7 @@ from tfp_vae.evaluation import (
     evaluate_model,
     iwae_log_likelihood,
     nats_to_bits_per_dim,
+    posterior_means,
     rounded,
 )
 from tfp_vae.losses import log_importance_weights, log_likelihood_samples, negative_elbo
@@ -424,9 +425,13 @@ def test_evaluate_model_passes_its_arguments_on():
     assert set(result) == set(elbo) | {f"iwae_{name}" for name in iwae if name != "num_images"} \
         | {"active_units", "latent_dim", "posterior_mean_variance"}
     assert result["reconstruction"] != evaluate_elbo(toy.model, x, seed=3)["reconstruction"]
-    # Defaults: seed 0, batches of 500, and no IWAE bound unless asked for.
+    # Defaults: seed 0, batches of 500 (601 images: two batches, whose draws differ from one
+    # batch of 601 or batches of 501), and no IWAE bound unless asked for.
+    x = toy_images(601, seed=4)
     default = evaluate_model(toy.model, x)
     assert default["negative_elbo"] == evaluate_elbo(toy.model, x, batch_size=500,
+                                                     seed=0)["negative_elbo"]
+    assert default["negative_elbo"] != evaluate_elbo(toy.model, x, batch_size=501,
                                                      seed=0)["negative_elbo"]
     assert not any(name.startswith("iwae_") for name in default)
 
@@ -448,6 +453,18 @@ def test_evaluate_model_of_an_autoencoder_reports_its_reconstruction_likelihood(
     np.testing.assert_allclose(result["posterior_mean_variance"],
                                codes.numpy().astype(np.float64).var(axis=0), rtol=1e-5)
     assert "negative_elbo" not in result and result["num_images"] == 50
+
+
+def test_posterior_means_and_active_units_take_grey_images():
+    # Grey pixels are fine as encoder inputs (latent plots of un-binarized images); only the
+    # Bernoulli likelihood's targets must be 0/1.
+    toy = linear_toy()
+    grey = np.random.default_rng(5).random((30, *TOY_SHAPE)).astype(np.float32)
+    np.testing.assert_allclose(posterior_means(toy.model, grey), toy.posterior(grey)[0],
+                               rtol=1e-5, atol=1e-6)
+    assert active_units(toy.model, grey)["latent_dim"] == 2
+    with pytest.raises(ValueError, match="0/1|binar"):
+        evaluate_elbo(toy.model, grey)
 
 
 def test_rounded_keeps_four_decimals_inside_lists_and_leaves_other_values():
