@@ -389,7 +389,9 @@ class KLDivergenceAddLoss(keras.layers.Layer):
         check_tf_keras(inputs, "inputs of KLDivergenceAddLoss")
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, distribution_a):
+    # Keras reads call()'s signature to decide whether to pass `training`; mutmut's wrapper
+    # (benchmarks/mutation.sh) would hide it, so this method is left unmutated.
+    def call(self, distribution_a):  # pragma: no mutate block
         self.add_loss(self._kl.batch_mean_kl(distribution_a))
         return distribution_a
 
