@@ -324,6 +324,22 @@ def test_elbo_parts_equal_independently_computed_reconstruction_and_kl():
     assert nats_to_bits_per_dim(784 * math.log(2), (28, 28, 1)) == pytest.approx(1.0)
 
 
+def test_elbo_draws_its_num_samples_per_image_in_batches_of_500_by_default():
+    # The documented draws: batch i of 500 images is seeded by fold_in(seed, i); the linear
+    # toy's decoder uses z, so another sample count or batching gives other numbers.
+    toy, x = linear_toy(), toy_images(601, seed=6)
+    for num_samples in (1, 4):
+        reference = np.concatenate([negative_elbo(
+            tf.constant(x[start:start + 500]), toy.model.encoder(x[start:start + 500]),
+            toy.model.decoder, toy.model.prior, "analytic", num_samples,
+            seed=fold_in(2, index)).negative_elbo.numpy() for index, start in enumerate((0, 500))])
+        result = evaluate_elbo(toy.model, x, num_samples=num_samples, seed=2)
+        assert result["negative_elbo"] == pytest.approx(reference.mean(), rel=1e-6)
+    assert evaluate_elbo(toy.model, x, num_samples=4, seed=2)["negative_elbo"] != \
+        pytest.approx(evaluate_elbo(toy.model, x, num_samples=1, seed=2)["negative_elbo"],
+                      rel=1e-6)
+
+
 def test_elbo_kl_of_a_trained_model_is_the_closed_form(trained):
     model, x = trained
     posterior = model.encoder(x)
