@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfp_vae import kl as klmod
-from tfp_vae.backend import keras, tf, tfd, tfpl
+from tfp_vae.backend import keras, tf, tfb, tfd, tfpl
 from tfp_vae.heads import MultivariateNormalDiag, MultivariateNormalTriL
 from tfp_vae.kl import (
     KLDivergenceAddLoss,
@@ -12,6 +12,7 @@ from tfp_vae.kl import (
     analytic_kl,
     get_kl_estimator,
     kl_weight_variables,
+    stop_gradient_parameters,
 )
 from tfp_vae.priors import isotropic_gaussian_prior
 
@@ -309,3 +310,36 @@ def test_invalid_attachment_options_are_clear_errors():
         KLDivergenceRegularizer(prior, use_exact_kl=True, test_points_fn=lambda q: q.sample(2))
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         klmod.monte_carlo_kl(prior, prior, num_samples=0)
+
+
+def test_no_closed_form_names_both_distributions():
+    q = tfd.MultivariateNormalDiag(tf.zeros([3, 2]), tf.ones([3, 2]))
+    mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(4)),
+                                    tfd.MultivariateNormalDiag(tf.zeros([4, 2]), tf.ones([4, 2])))
+    with pytest.raises(NotImplementedError, match=(
+            r"^The analytic KL has no closed form for a MultivariateNormalDiag posterior against "
+            r"a MixtureSameFamily prior .*use a Monte Carlo estimator: 'mc', ")):
+        analytic_kl(q, mixture)
+
+
+def test_stop_gradient_parameters_refuses_a_distribution_without_tensor_parameters():
+    flow = tfd.TransformedDistribution(tfd.Normal(0.0, 1.0), tfb.Exp())
+    with pytest.raises(ValueError, match=r"^Cannot stop the gradient of TransformedDistribution: "
+                                         r"its parameters are not tensors; use the `mc` or "
+                                         r"`mc_ratio_cv` estimator instead\.$"):
+        stop_gradient_parameters(flow)
+
+
+def test_the_regularizer_says_how_to_save_instead_of_serialising():
+    regularizer = KLDivergenceRegularizer(isotropic_gaussian_prior(2))
+    with pytest.raises(NotImplementedError, match="not Keras-serialisable; save tfp_vae models "
+                                                  "with their JSON config and weights instead"):
+        regularizer.get_config()
+
+
+@pytest.mark.parametrize("name", ["mc", "mc_entropy", "mc_ratio_cv"])
+def test_sampling_estimators_document_their_shared_arguments(name):
+    doc = get_kl_estimator(name).__doc__
+    assert "{sampling_args}" not in doc
+    for argument in ("num_samples:", "seed:", "test_points:", "Returns:", "Raises:"):
+        assert argument in doc, (name, argument)
