@@ -343,3 +343,25 @@ def test_sampling_estimators_document_their_shared_arguments(name):
     assert "{sampling_args}" not in doc
     for argument in ("num_samples:", "seed:", "test_points:", "Returns:", "Raises:"):
         assert argument in doc, (name, argument)
+
+
+def test_the_add_loss_layer_refuses_a_keras_3_tensor_by_name():
+    import keras as keras3  # Keras 3, installed with TensorFlow >= 2.16
+
+    with pytest.raises(TypeError, match=r"^`inputs of KLDivergenceAddLoss` is a Keras 3 object"):
+        KLDivergenceAddLoss(isotropic_gaussian_prior(2))(keras3.Input((4,)))
+
+
+def test_kl_weight_variables_finds_every_distinct_variable_once():
+    class Holder(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.plain = tf.Module()  # a submodule that is not a Keras layer
+
+    shared = tf.Variable(0.5)
+    layers = [KLDivergenceAddLoss(isotropic_gaussian_prior(2), weight=w)
+              for w in (shared, 2.0, shared)]
+    model = keras.Sequential([keras.layers.Dense(MultivariateNormalDiag.params_size(2)),
+                              MultivariateNormalDiag(2), *layers, Holder()])
+    found = kl_weight_variables(model)
+    assert len(found) == 2 and found[0] is shared and found[1] is layers[1].weight
