@@ -340,6 +340,26 @@ def test_elbo_draws_its_num_samples_per_image_in_batches_of_500_by_default():
                       rel=1e-6)
 
 
+def test_elbo_uses_the_closed_form_kl_wherever_it_exists_and_seed_0_by_default():
+    # A model trained with a Monte Carlo KL is still evaluated with the exact KL when prior and
+    # posterior have one; a flow posterior has none, so its own estimator is used.
+    config = ModelConfig(input_shape=TOY_SHAPE, latent_dim=2, network="mlp", kl_estimator="mc",
+                         network_options={"hidden_units": [8]})
+    keras.utils.set_random_seed(0)
+    x = toy_images(50, seed=7)
+    model = build_model(config)
+    default = evaluate_elbo(model, x)
+    assert default == evaluate_elbo(model, x, kl_estimator="analytic", seed=0)
+    assert default["kl"] != pytest.approx(evaluate_elbo(model, x, kl_estimator="mc")["kl"],
+                                          rel=1e-6)
+    assert default != evaluate_elbo(model, x, kl_estimator="analytic", seed=1)
+    flow = build_model(config.replace(posterior_flow=1))
+    assert evaluate_elbo(flow, x) == evaluate_elbo(flow, x, kl_estimator="mc", seed=0)
+    autoencoder = build_model(config.replace(kind="autoencoder", kl_estimator="analytic"))
+    with pytest.raises(TypeError, match="^evaluate_elbo needs a tfp_vae VAE, got Autoencoder"):
+        evaluate_elbo(autoencoder, x)
+
+
 def test_elbo_kl_of_a_trained_model_is_the_closed_form(trained):
     model, x = trained
     posterior = model.encoder(x)
