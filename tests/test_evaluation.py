@@ -503,6 +503,21 @@ def test_posterior_means_and_active_units_take_grey_images():
         evaluate_elbo(toy.model, grey)
 
 
+def test_iwae_defaults_batches_of_100_and_no_per_image_values():
+    toy, x = linear_toy(), toy_images(201, seed=8)
+    default = iwae_log_likelihood(toy.model, x, num_samples=4)
+    assert "per_image" not in default
+    assert default == iwae_log_likelihood(toy.model, x, num_samples=4, batch_size=100, seed=0)
+    assert default["log_likelihood"] != iwae_log_likelihood(
+        toy.model, x, num_samples=4, batch_size=101)["log_likelihood"]
+    autoencoder = build_model(ModelConfig(kind="autoencoder", input_shape=TOY_SHAPE,
+                                          latent_dim=2, network="mlp",
+                                          network_options={"hidden_units": [8]}))
+    with pytest.raises(TypeError, match="^iwae_log_likelihood needs a tfp_vae VAE, got "
+                                        "Autoencoder"):
+        iwae_log_likelihood(autoencoder, x)
+
+
 def test_rounded_keeps_four_decimals_inside_lists_and_leaves_other_values():
     assert rounded({"nll": 88.712345, "curve": [1.234567, 2.0], "epochs": 3, "name": "x"}) == {
         "nll": 88.7123, "curve": [1.2346, 2.0], "epochs": 3, "name": "x"}

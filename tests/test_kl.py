@@ -365,3 +365,31 @@ def test_kl_weight_variables_finds_every_distinct_variable_once():
                               MultivariateNormalDiag(2), *layers, Holder()])
     found = kl_weight_variables(model)
     assert len(found) == 2 and found[0] is shared and found[1] is layers[1].weight
+
+
+@pytest.mark.parametrize("attachment", ["add_loss", "regularizer"])
+def test_the_kl_weight_is_a_named_non_trainable_float32_variable(attachment):
+    prior = isotropic_gaussian_prior(2)
+    kl = (KLDivergenceAddLoss(prior, weight=0.5) if attachment == "add_loss"
+          else KLDivergenceRegularizer(prior, weight=0.5))
+    head = MultivariateNormalDiag(2, activity_regularizer=kl if attachment == "regularizer"
+                                  else None)
+    model = keras.Sequential([keras.layers.Dense(MultivariateNormalDiag.params_size(2)), head,
+                              *([kl] if attachment == "add_loss" else [])])
+    model(tf.zeros([3, 4]))
+    (weight,) = kl_weight_variables(model)
+    assert not weight.trainable and weight.dtype == tf.float32
+    assert weight.name.startswith("kl_weight") and float(weight.numpy()) == 0.5
+    assert not any(weight is v for v in model.trainable_variables)
+
+
+def test_sample_means_work_when_the_batch_rank_is_only_known_at_run_time():
+    prior = tfd.Normal(0.0, 1.0)
+
+    def estimate(loc):
+        return klmod.monte_carlo_kl(tfd.Normal(loc, 0.5), prior, num_samples=3, seed=1)
+
+    loc = tf.constant([[0.0, 1.0, 2.0], [0.5, -1.0, 0.2]])
+    unknown_rank = tf.function(estimate, input_signature=[tf.TensorSpec(None, tf.float32)])
+    np.testing.assert_allclose(unknown_rank(loc), estimate(loc), rtol=1e-6)
+    assert unknown_rank(loc).shape == (2, 3)

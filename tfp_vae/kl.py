@@ -74,7 +74,9 @@ def _test_points(posterior, num_samples, seed, test_points):
 
 def _mean_over_samples(values: tf.Tensor, posterior) -> tf.Tensor:
     """Averages `values` (shape `sample_shape + batch_shape`) over its leading sample axes."""
-    batch_rank = tf.rank(posterior.batch_shape_tensor()) if posterior.batch_shape.rank is None \
+    # The batch rank is the length of the batch shape (its tf.size), not the rank of that
+    # 1-D shape tensor.
+    batch_rank = tf.size(posterior.batch_shape_tensor()) if posterior.batch_shape.rank is None \
         else posterior.batch_shape.rank
     sample_rank = tf.rank(values) - batch_rank
     return tf.reduce_mean(values, axis=tf.range(sample_rank))
