@@ -304,9 +304,11 @@ def test_weight_scales_and_can_be_changed_without_rebuilding(attachment):
 
 def test_invalid_attachment_options_are_clear_errors():
     prior = isotropic_gaussian_prior(D)
-    with pytest.raises(ValueError, match="pass use_exact_kl=True"):
+    with pytest.raises(ValueError, match=r"^mc_estimator must be a Monte Carlo estimator; pass "
+                                         r"use_exact_kl=True for the analytic KL\.$"):
         KLDivergenceAddLoss(prior, mc_estimator="analytic")
-    with pytest.raises(ValueError, match="test_points_fn is only used by Monte Carlo KL"):
+    with pytest.raises(ValueError, match=r"^test_points_fn is only used by Monte Carlo KL; pass "
+                                         r"use_exact_kl=False to use it\.$"):
         KLDivergenceRegularizer(prior, use_exact_kl=True, test_points_fn=lambda q: q.sample(2))
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         klmod.monte_carlo_kl(prior, prior, num_samples=0)
