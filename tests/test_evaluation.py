@@ -530,6 +530,10 @@ def test_bad_arguments_raise(trained):
     model, x = trained
     with pytest.raises(ValueError, match="num_samples must be a positive integer, got 0"):
         iwae_log_likelihood(model, x, num_samples=0)
+    for bad in (2.5, "10", True):
+        with pytest.raises(ValueError, match=f"^num_samples must be a positive integer, got "
+                                             f"{bad!r}"):
+            iwae_log_likelihood(model, x, num_samples=bad)
     with pytest.raises(ValueError, match="max_decoded must be a positive integer"):
         iwae_log_likelihood(model, x, max_decoded=0)
     with pytest.raises(ValueError, match="batch_size"):
@@ -573,6 +577,9 @@ def test_evaluating_models_in_a_row_traces_each_once_without_retracing_warnings(
         for toy in toys:
             evaluate_model(toy.model, x, iwae_samples=4)
         evaluate_model(toys[0].model, x, iwae_samples=8, seed=1)  # again: no new trace
+        # Nor for other batch sizes, a last partial batch or another chunk size.
+        iwae_log_likelihood(toys[0].model, toy_images(7), num_samples=5, batch_size=3,
+                            max_decoded=6)
     finally:
         logger.removeHandler(records)
     assert not [m for m in records.messages if "retracing" in m], records.messages
