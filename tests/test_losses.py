@@ -117,6 +117,17 @@ def test_fused_bernoulli_log_likelihood_is_the_bernoulli_log_prob(event_shape, m
                                np.full((6, 4), -np.prod(event_shape) * np.log(2.0)), rtol=1e-6)
 
 
+def test_fused_bernoulli_stays_finite_for_large_colour_images():
+    # 64x64x4 = 16 384 pixels: 164 groups of at most 100 factors. The product is taken within a
+    # group only; a product across the 164 groups (2^164 at logits 0) overflows float32.
+    event_shape = (64, 64, 4)
+    blind = dense_head(IndependentBernoulli, event_shape, scale=0.0)
+    x = (np.random.default_rng(9).random((2, *event_shape)) < 0.5).astype(np.float32)
+    z = np.zeros((3, 2, 3), np.float32)
+    np.testing.assert_allclose(log_likelihood_samples(x, blind, z, fused_bernoulli=True),
+                               np.full((3, 2), -np.prod(event_shape) * np.log(2.0)), rtol=1e-6)
+
+
 def test_fused_bernoulli_leaves_other_likelihoods_to_their_log_prob(monkeypatch):
     head = dense_head(IndependentNormal, (4, 4, 1), scale=0.5)
     rng = np.random.default_rng(7)

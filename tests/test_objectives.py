@@ -38,6 +38,21 @@ def test_iwae_with_one_sample_is_the_elbo(fields, binary_mnist):
     assert float(tf.reduce_mean(elbo.kl)) != 0.0
 
 
+def test_iwae_defaults_to_one_sample_and_beta_one(binary_mnist):
+    vae = tiny()
+    x = tf.constant(binary_mnist[1][:16])
+    posterior = vae.encoder(x)
+
+    def bound(**options):
+        return negative_iwae_bound(x, posterior, vae.decoder, vae.prior, seed=4, **options)
+
+    default = bound()
+    for name in ("negative_iwae_bound", "log_weights"):
+        np.testing.assert_array_equal(getattr(default, name),
+                                      getattr(bound(num_samples=1, beta=1.0), name))
+    assert not np.allclose(default.negative_iwae_bound, bound(num_samples=2).negative_iwae_bound)
+
+
 def _toy_problem():
     """One 3-pixel observation, a linear-Gaussian decoder with variables, a Diag posterior."""
     keras.utils.set_random_seed(3)
