@@ -518,10 +518,12 @@ def test_iwae_defaults_batches_of_100_and_no_per_image_values():
         iwae_log_likelihood(autoencoder, x)
 
 
-def test_one_image_has_a_value_and_no_standard_error():
+def test_one_image_has_a_value_and_no_standard_error_two_have_one():
     toy = linear_toy()
     elbo = evaluate_elbo(toy.model, toy_images(1))
     assert np.isfinite(elbo["negative_elbo"]) and math.isnan(elbo["negative_elbo_standard_error"])
+    two = evaluate_elbo(toy.model, toy_images(2, seed=1))
+    assert np.isfinite(two["negative_elbo_standard_error"])
 
 
 def test_rounded_keeps_four_decimals_inside_lists_and_leaves_other_values():
