@@ -40,8 +40,9 @@ if [ ! -f "$work/setup.cfg" ]; then
   # (evaluation's tests exercise losses.py, for instance); mutmut runs only the tests that
   # reach the mutated function. The heads' get_config, flow posterior and save/load paths are
   # tested in test_io, test_posterior_flow and test_models; the analytic KL's refusal of a
-  # learnable prior in test_priors.
-  for module in kl losses evaluation heads io posterior_flow models priors "${modules[@]}"; do
+  # learnable prior in test_priors; negative_iwae_bound (losses.py) in test_objectives.
+  for module in kl losses evaluation heads io posterior_flow models priors objectives \
+      "${modules[@]}"; do
     case "$tests" in *"tests/test_$module.py"*) ;; *)
       [ ! -f "$repo/tests/test_$module.py" ] || tests+=$'\n    '"tests/test_$module.py" ;;
     esac

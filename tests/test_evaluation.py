@@ -524,6 +524,9 @@ def test_one_image_has_a_value_and_no_standard_error_two_have_one():
     assert np.isfinite(elbo["negative_elbo"]) and math.isnan(elbo["negative_elbo_standard_error"])
     two = evaluate_elbo(toy.model, toy_images(2, seed=1))
     assert np.isfinite(two["negative_elbo_standard_error"])
+    assert evaluate_elbo(toy.model, toy_images(2, seed=1), batch_size=1)["num_images"] == 2
+    with pytest.raises(ValueError, match=r"per image but the model expects \(4, 4, 1\)"):
+        evaluate_elbo(toy.model, np.zeros((3, 5, 5, 1), np.float32))
 
 
 def test_rounded_keeps_four_decimals_inside_lists_and_leaves_other_values():
