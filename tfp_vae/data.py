@@ -240,6 +240,12 @@ def _load_local(data_dir: Path, name: str):
             (arrays["test_images"], arrays["test_labels"]))
 
 
+def _given_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """`data_dir`, else `$TFP_VAE_DATA_DIR`, as a `Path` (`None`: the Keras download)."""
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    return None if data_dir is None else Path(data_dir).expanduser()
+
+
 def data_folder(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
     """The absolute folder `load_dataset(name, data_dir)` reads a built-in dataset from.
 
@@ -256,8 +262,8 @@ def data_folder(name: str, data_dir: str | os.PathLike | None = None) -> str | N
     """
     if canonical_data_source(name) not in DATASETS:
         return None
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    return None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+    data_dir = _given_data_dir(data_dir)
+    return None if data_dir is None else str(data_dir.resolve())
 
 
 def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None = None,
@@ -292,9 +298,8 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | os.PathLike | None
     name = canonical_data_source(name)
     if name not in DATASETS:
         return load_image_source(name, image_size)
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    data_dir = _given_data_dir(data_dir)
     if data_dir is not None:
-        data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
             raise FileNotFoundError(f"Data folder {data_dir} does not exist; fix --data-dir or "
                                     f"{DATA_DIR_ENV}, or unset it to download with Keras.")

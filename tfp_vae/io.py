@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
+_EPOCH_PREFIX = "epoch-"  # checkpoint folders are epoch-NNNN
 WEIGHTS_FILE = "weights.h5"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
@@ -301,7 +302,7 @@ def save_checkpoint(directory: str | os.PathLike, model: VAE | Autoencoder,
       ValueError: If `state` is not JSON-serialisable.
     """
     directory = Path(directory)
-    target = directory / f"epoch-{epoch:04d}"
+    target = directory / f"{_EPOCH_PREFIX}{epoch:04d}"
     with _atomic_directory(target) as temporary:
         (temporary / CONFIG_FILE).write_text(model.config.to_json() + "\n")
         _checkpoint(model, optimizer).write(str(temporary / _CHECKPOINT_PREFIX))
@@ -328,8 +329,8 @@ def epoch_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return {}
-    found = {int(p.name[len("epoch-"):]): p for p in directory.glob("epoch-*")
-             if p.is_dir() and p.name[len("epoch-"):].isdigit()}
+    found = {int(p.name[len(_EPOCH_PREFIX):]): p for p in directory.glob(_EPOCH_PREFIX + "*")
+             if p.is_dir() and p.name[len(_EPOCH_PREFIX):].isdigit()}
     return dict(sorted(found.items()))
 
 
