@@ -352,6 +352,11 @@ class TrainingConfig(_JsonConfig):
       final_learning_rate: The learning rate at the end of a decaying schedule (required for
         `'cosine'` and `'exponential'`). Default: `None`.
       seed: Seed of initialisation, shuffling, binarization and evaluation. Default: `0`.
+      init_from: Start from the weights of this saved model (a finished run directory or a
+        model directory) instead of a fresh initialisation; its network, latent size,
+        posterior, prior and likelihood must match, while the objective, number of samples
+        and KL estimator may differ (fine-tuning). The optimizer starts afresh. `None` starts
+        from `seed`'s initialisation. Default: `None`.
       train_size: Use only the first N training images (after the validation split); `None`
         uses all. Default: `None`.
       validation_size: Hold out the last N images of the training set for validation, early
@@ -407,6 +412,9 @@ class TrainingConfig(_JsonConfig):
     final_learning_rate: float | None = _field(None, "where a cosine/exponential schedule ends",
                                                positive=True)
     seed: int = _field(0, minimum=None)
+    init_from: str | None = _field(None, "start from the weights of a saved model (a finished "
+                                   "run or model directory) of the same architecture, e.g. to "
+                                   "fine-tune with another objective", metavar="DIR")
     train_size: int | None = _field(None, "use only the first N training images (quick runs)")
     validation_size: int = _field(0, "hold out the last N training images for validation, "
                                   "early stopping and model selection", minimum=0)
@@ -435,7 +443,7 @@ class TrainingConfig(_JsonConfig):
                 raise ValueError("TrainingConfig.image_size must be (height, width) of positive "
                                  f"integers or None, got {self.image_size!r}.")
             object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
-        for name in ("data_dir", "tensorboard_dir"):
+        for name in ("data_dir", "tensorboard_dir", "init_from"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (str, PathLike)) or not str(value)):
                 raise ValueError(f"TrainingConfig.{name} must be a path or None, got {value!r}.")

@@ -345,6 +345,27 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
                       replace_existing=run.exists)
 
 
+def _saved_weights(source: str, model: VAE | Autoencoder) -> list[np.ndarray]:
+    """The weights of the saved model at `source` (a run or model directory), checked to fit."""
+    path = Path(source)
+    run = RunDir(path)
+    if run.exists:
+        run.require_complete()
+        path = run.model_dir
+    try:
+        weights = load_model(path).get_weights()
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"TrainingConfig.init_from={source!r} is not a saved model ({error}); "
+                         "pass a finished run directory or its model/ folder.") from None
+    expected = [w.shape for w in model.get_weights()]
+    if [w.shape for w in weights] != expected:
+        raise ValueError(f"TrainingConfig.init_from={source!r} holds a model whose "
+                         f"{len(weights)} weight arrays do not match the shapes of this model's "
+                         f"{len(expected)}; start from a model with the same network, latent "
+                         "size, posterior, prior and likelihood.")
+    return weights
+
+
 def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConfig,
            callbacks: Sequence[keras.callbacks.Callback], verbose: int,
            initial_weights: Sequence[np.ndarray] | None, say: Callable[[str], None], *,
@@ -371,6 +392,9 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
                 f"{int(optimizer.iterations)}), training until epoch {training.epochs}.")
         else:
             model, optimizer = build_model(model_config), optimizer_fn()
+            if initial_weights is None and training.init_from is not None:
+                initial_weights = _saved_weights(training.init_from, model)
+                say(f"Starting from the weights of {training.init_from}.")
             if initial_weights is not None:
                 model.set_weights(list(initial_weights))
         jit = training.jit_compile

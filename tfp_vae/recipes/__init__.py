@@ -7,6 +7,8 @@ and saved model are committed under the repository's `recipes/results/` and `rec
 The protocol is the same for every recipe: dynamic binarization for training, the last 10 000
 training images held out for validation and model selection, and the final number an IWAE
 log-likelihood with k = 5000 on all 10 000 test images (binarized once with the run's seed).
+A fine-tuning recipe names, in `training.init_from`, the committed model it starts from
+(`recipes/models/NAME`, relative to the repository).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from tfp_vae.config import ModelConfig, TrainingConfig
 __all__ = ["RECIPES_DIR", "Recipe", "load_recipe", "recipe_names"]
 
 RECIPES_DIR = Path(__file__).resolve().parent
+# The source checkout's root, which holds the committed `recipes/models/` (a fine-tuning
+# recipe's `init_from` is relative to it).
+REPOSITORY_DIR = RECIPES_DIR.parent.parent
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ def load_recipe(name: str) -> Recipe:
         raise ValueError(f"Unknown recipe {name!r}; choose one of "
                          f"{[n.replace('_', '-') for n in recipe_names()]}.")
     data = json.loads(path.read_text())
+    training = data["training"]
+    if training.get("init_from") and not Path(training["init_from"]).is_absolute():
+        # A fine-tuning recipe starts from a committed model, named relative to the repository.
+        training = {**training, "init_from": str(REPOSITORY_DIR / training["init_from"])}
     return Recipe(key, ModelConfig.from_dict(data["model"]),
-                  TrainingConfig.from_dict(data["training"]), data["description"],
+                  TrainingConfig.from_dict(training), data["description"],
                   data.get("paper"))
