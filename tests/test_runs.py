@@ -226,3 +226,28 @@ def test_a_run_that_fails_its_checks_leaves_nothing_behind(tmp_path):
         with pytest.raises(error, match=message):
             train_run(tmp_path / "new" / "run", **options)
         assert list(tmp_path.iterdir()) == []  # no .run.lock, no new/
+
+
+def test_init_from_starts_at_a_saved_models_weights_and_refuses_a_misfit(tmp_path):
+    base = train_run(tmp_path / "base", MODEL, TRAINING.replace(learning_rate=3e-3))
+    # A different objective and sample count fine-tune the same architecture; at a learning
+    # rate of 1e-12 one epoch of Adam moves no weight by more than ~1e-11 from the start.
+    tuned = train_run(None, MODEL.replace(objective="iwae", num_samples=5),
+                      TRAINING.replace(epochs=1, learning_rate=1e-12,
+                                       init_from=str(tmp_path / "base")))
+    for layer, tuned_layer in zip(base.model.layers, tuned.model.layers, strict=True):
+        for start, end in zip(layer.get_weights(), tuned_layer.get_weights(), strict=True):
+            np.testing.assert_allclose(end, start, rtol=0, atol=1e-9)
+    fresh = train_run(None, MODEL, TRAINING.replace(epochs=1, learning_rate=1e-12))
+    # Same weights, same seeded evaluation: the same test ELBO, far from an untrained model's.
+    assert tuned.metrics["test_negative_elbo"] == pytest.approx(
+        base.metrics["test_negative_elbo"], abs=1e-3)
+    assert tuned.metrics["test_negative_elbo"] < fresh.metrics["test_negative_elbo"] - 100
+    # The model folder works too; a misfit or a missing model fails before anything is written.
+    cases = [(str(tmp_path / "base" / "model"), MODEL.replace(latent_dim=3),
+              "do not match the shapes"),
+             (str(tmp_path / "nothing"), MODEL, "is not a saved model")]
+    for source, model, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train_run(tmp_path / "new", model, TRAINING.replace(init_from=source))
+        assert not (tmp_path / "new").exists()

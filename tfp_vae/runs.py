@@ -345,25 +345,29 @@ def train_run(run_dir: str | os.PathLike | RunDir | None,
                       replace_existing=run.exists)
 
 
-def _saved_weights(source: str, model: VAE | Autoencoder) -> list[np.ndarray]:
-    """The weights of the saved model at `source` (a run or model directory), checked to fit."""
+def _start_from_saved(source: str, model: VAE | Autoencoder) -> None:
+    """Sets `model`'s layers (encoder, decoder, prior) to those of the saved model at `source`
+    (a run or model directory); metric states and the KL weight are not model parameters."""
     path = Path(source)
     run = RunDir(path)
     if run.exists:
         run.require_complete()
         path = run.model_dir
     try:
-        weights = load_model(path).get_weights()
+        saved = load_model(path)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"TrainingConfig.init_from={source!r} is not a saved model ({error}); "
                          "pass a finished run directory or its model/ folder.") from None
-    expected = [w.shape for w in model.get_weights()]
-    if [w.shape for w in weights] != expected:
-        raise ValueError(f"TrainingConfig.init_from={source!r} holds a model whose "
-                         f"{len(weights)} weight arrays do not match the shapes of this model's "
-                         f"{len(expected)}; start from a model with the same network, latent "
-                         "size, posterior, prior and likelihood.")
-    return weights
+
+    def shapes(layers: Sequence[keras.layers.Layer]) -> list[tuple[str, list[tuple]]]:
+        return [(layer.name, [w.shape for w in layer.get_weights()]) for layer in layers]
+
+    if shapes(saved.layers) != shapes(model.layers):
+        raise ValueError(f"TrainingConfig.init_from={source!r} holds a model whose layers' "
+                         "weights do not match the shapes of this model's; start from a model "
+                         "with the same network, latent size, posterior, prior and likelihood.")
+    for layer, saved_layer in zip(model.layers, saved.layers, strict=True):
+        layer.set_weights(saved_layer.get_weights())
 
 
 def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConfig,
@@ -392,11 +396,11 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
                 f"{int(optimizer.iterations)}), training until epoch {training.epochs}.")
         else:
             model, optimizer = build_model(model_config), optimizer_fn()
-            if initial_weights is None and training.init_from is not None:
-                initial_weights = _saved_weights(training.init_from, model)
-                say(f"Starting from the weights of {training.init_from}.")
             if initial_weights is not None:
                 model.set_weights(list(initial_weights))
+            elif training.init_from is not None:
+                _start_from_saved(training.init_from, model)
+                say(f"Starting from the weights of {training.init_from}.")
         jit = training.jit_compile
         if jit is None:
             # XLA cannot compile FillScaleTriL (tf2xla conversion fails), so a TriL posterior
