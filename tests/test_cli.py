@@ -142,6 +142,8 @@ def test_runtime_errors_are_one_sentence(run_dir, capsys, tmp_path):
         (["train", *_QUICK, "--out", run_dir], 2, "pass --resume to continue it or "
                                                   "--overwrite"),
         (["train", *_QUICK, "--out", tmp_path / "new", "--resume"], 2, "Nothing to resume"),
+        (["train", *_QUICK, "--out", tmp_path / "new", "--init-from", tmp_path / "none"], 2,
+         "init_from="),
     ]
     for argv, code, message in cases:
         result, _, err = _run(argv, capsys)

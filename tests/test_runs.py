@@ -246,8 +246,9 @@ def test_init_from_starts_at_a_saved_models_weights_and_refuses_a_misfit(tmp_pat
     # The model folder works too; a misfit or a missing model fails before anything is written.
     cases = [(str(tmp_path / "base" / "model"), MODEL.replace(latent_dim=3),
               "do not match the shapes"),
-             (str(tmp_path / "nothing"), MODEL, "is not a saved model")]
+             (str(tmp_path / "nothing"), MODEL, "does not exist"),
+             (str(tmp_path), MODEL, "is not a saved model")]
     for source, model, message in cases:
         with pytest.raises(ValueError, match=message):
             train_run(tmp_path / "new", model, TRAINING.replace(init_from=source))
-        assert not (tmp_path / "new").exists()
+        assert not (tmp_path / "new").exists() and not (tmp_path / ".new.lock").exists()

@@ -353,6 +353,9 @@ def _start_from_saved(source: str, model: VAE | Autoencoder) -> None:
     if run.exists:
         run.require_complete()
         path = run.model_dir
+    if not path.exists():
+        raise ValueError(f"TrainingConfig.init_from={source!r} does not exist; pass a finished "
+                         "run directory or its model/ folder.")
     try:
         saved = load_model(path)
     except (FileNotFoundError, ValueError) as error:
