@@ -7,6 +7,9 @@ says how many epochs it had.
 
     python benchmarks/recipe_result.py RUN_DIR NAME [--copy-model]
 
+A fine-tuning recipe (`training.init_from`) also records the committed run it started from and
+the total epochs and training time.
+
 writes recipes/results/NAME.json (and, with --copy-model, the evaluated model to
 recipes/models/NAME/).
 """
@@ -44,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
               "paper": recipe.paper, "epochs_planned": training.epochs,
               "epochs": len(history),
               "train_seconds": round(sum(row.get("seconds", 0.0) for row in history), 1)}
+    if training.init_from:
+        # A fine-tuning recipe: its cost includes the committed run it started from.
+        base = Path(training.init_from).name
+        start = json.loads((ROOT / "recipes" / "results" / f"{base}.json").read_text())
+        result["started_from"] = {"recipe": base, "epochs": start["epochs"],
+                                  "train_seconds": start["train_seconds"]}
+        result["total_epochs"] = result["epochs"] + start["epochs"]
+        result["total_train_seconds"] = round(result["train_seconds"] + start["train_seconds"], 1)
     if run.is_complete:
         metrics = run.metrics()
         model_dir = run.model_dir
@@ -81,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         if not metadata.get("training"):
             # The data folder of the machine that trained it is not part of the model.
             metadata["training"] = {**training.to_dict(), "data_dir": None}
-            metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
+        if metadata["training"].get("init_from"):
+            # Named as the recipe names it (relative to the repository), not by this machine.
+            metadata["training"]["init_from"] = f"recipes/models/{result['started_from']['recipe']}"
+        metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
