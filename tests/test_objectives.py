@@ -53,6 +53,32 @@ def test_iwae_defaults_to_one_sample_and_beta_one(binary_mnist):
     assert not np.allclose(default.negative_iwae_bound, bound(num_samples=2).negative_iwae_bound)
 
 
+@pytest.mark.parametrize("gradient_estimator", ["reparameterized", "doubly_reparameterized"])
+def test_iwae_terms_are_the_log_weights_at_the_returned_samples(gradient_estimator,
+                                                                binary_mnist):
+    """The bound is log-mean-exp of log p(x|z) + beta (log p(z) - log q(z|x)) at the terms' own
+    z, with beta passed through (a KL warm-up), for either gradient estimator (DReG's extra term
+    has value 0)."""
+    vae = tiny()
+    x = tf.constant(binary_mnist[1][:8])
+    posterior = vae.encoder(x)
+    terms = negative_iwae_bound(x, posterior, vae.decoder, vae.prior, num_samples=6, beta=0.3,
+                                gradient_estimator=gradient_estimator, seed=9)
+    assert terms.z.shape == (6, 8, 2)
+    log_likelihood = vae.decoder(tf.reshape(terms.z, (-1, 2))).log_prob(
+        tf.tile(x, (6, 1, 1, 1))).numpy().reshape(6, 8)
+    log_weights = log_likelihood + 0.3 * (vae.prior.log_prob(terms.z).numpy()
+                                          - posterior.log_prob(terms.z).numpy())
+    np.testing.assert_allclose(terms.log_likelihood, log_likelihood, rtol=1e-5)
+    np.testing.assert_allclose(terms.log_weights, log_weights, rtol=1e-5)
+    bound = np.logaddexp.reduce(log_weights.astype(np.float64), axis=0) - math.log(6)
+    np.testing.assert_allclose(terms.negative_iwae_bound, -bound, rtol=1e-5)
+    with pytest.raises(ValueError, match="^gradient_estimator must be one of "
+                                         r"\['reparameterized', 'doubly_reparameterized'\], got "
+                                         "'dreg'.$"):
+        negative_iwae_bound(x, posterior, vae.decoder, vae.prior, gradient_estimator="dreg")
+
+
 def _toy_problem():
     """One 3-pixel observation, a linear-Gaussian decoder with variables, a Diag posterior."""
     keras.utils.set_random_seed(3)
