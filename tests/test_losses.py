@@ -117,6 +117,23 @@ def test_fused_bernoulli_log_likelihood_is_the_bernoulli_log_prob(event_shape, m
                                np.full((6, 4), -np.prod(event_shape) * np.log(2.0)), rtol=1e-6)
 
 
+def test_fused_bernoulli_takes_a_plain_tfp_distribution_too(monkeypatch):
+    # A hand-written decoder returning a plain tfd.Independent (no Keras tensor coercion).
+    rng = np.random.default_rng(8)
+    kernel = rng.normal(size=(3, 12)).astype(np.float32)
+
+    def decoder(z):
+        logits = tf.reshape(z @ kernel, [-1, 2, 2, 3])
+        return tfd.Independent(tfd.Bernoulli(logits=logits), reinterpreted_batch_ndims=3)
+
+    x = (rng.random((4, 2, 2, 3)) < 0.5).astype(np.float32)
+    z = rng.normal(size=(5, 4, 3)).astype(np.float32)
+    calls = count_fused_calls(monkeypatch)
+    fused = log_likelihood_samples(x, decoder, z, fused_bernoulli=True)
+    assert len(calls) == 1
+    np.testing.assert_allclose(fused, log_likelihood_samples(x, decoder, z), rtol=1e-6)
+
+
 def test_fused_bernoulli_stays_finite_for_large_colour_images():
     # 64x64x4 = 16 384 pixels: 164 groups of at most 100 factors. The product is taken within a
     # group only; a product across the 164 groups (2^164 at logits 0) overflows float32.
