@@ -111,6 +111,7 @@ def test_fused_bernoulli_log_likelihood_is_the_bernoulli_log_prob(event_shape, m
     assert np.abs(expected).min() > 300  # hundreds of nats: rtol 1e-6 is float32 round-off
     np.testing.assert_allclose(fused, expected, rtol=1e-6)
     np.testing.assert_allclose(fused, log_likelihood_samples(x, head, z), rtol=1e-6)
+    assert len(calls) == 1  # the default is the distribution's own log_prob
     # Logits 0: every pixel has probability 1/2 and each group's product is 2^98 (or 2^53).
     blind = dense_head(IndependentBernoulli, event_shape, scale=0.0)
     np.testing.assert_allclose(log_likelihood_samples(x, blind, z, fused_bernoulli=True),
@@ -153,6 +154,16 @@ def test_fused_bernoulli_leaves_other_likelihoods_to_their_log_prob(monkeypatch)
     calls = count_fused_calls(monkeypatch)
     np.testing.assert_array_equal(log_likelihood_samples(x, head, z, fused_bernoulli=True),
                                   log_likelihood_samples(x, head, z))
+    # A likelihood that is not an Independent at all (one-hot categories over 4 classes).
+    kernel = rng.normal(size=(3, 4)).astype(np.float32)
+    one_hot = np.eye(4, dtype=np.float32)[[0, 2, 3]]
+
+    def categorical(codes):
+        return tfd.OneHotCategorical(logits=codes @ kernel, dtype=tf.float32)
+
+    np.testing.assert_array_equal(
+        log_likelihood_samples(one_hot, categorical, z, fused_bernoulli=True),
+        log_likelihood_samples(one_hot, categorical, z))
     assert not calls
 
 
