@@ -32,6 +32,23 @@ def test_diag_head_builds_mvn_diag_with_softplus_scale():
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("head, name, params_per_pixel", [
+    (IndependentNormal, "IndependentNormal", 2),
+    (IndependentContinuousBernoulli, "IndependentContinuousBernoulli", 1),
+])
+def test_likelihood_heads_pass_validate_args_and_name_their_distribution(head, name,
+                                                                         params_per_pixel):
+    params = np.zeros((2, params_per_pixel * 6), np.float32)
+    for layer_options, new_options, expected in (({}, {}, False),
+                                                 ({"validate_args": True},
+                                                  {"validate_args": True}, True)):
+        for distribution in (head((2, 3), **layer_options)(params).tensor_distribution,
+                             head.new(params, (2, 3), **new_options)):
+            assert distribution.name == name
+            assert distribution.validate_args is expected
+            assert distribution.distribution.validate_args is expected
+
+
 def test_normal_likelihood_scale_is_floored():
     # Upstream IndependentNormal's softplus scale underflows to 0 and log_prob becomes inf/NaN.
     params = np.full((2, 2 * 4), -200.0, np.float32)

@@ -224,7 +224,8 @@ class IndependentNormal(tfpl.DistributionLambda):
         return tfd.Independent(
             tfd.Normal(loc=loc, scale=tf.math.softplus(raw_scale) + min_scale,
                        validate_args=validate_args),
-            reinterpreted_batch_ndims=len(event_shape), name=name or "IndependentNormal")
+            reinterpreted_batch_ndims=len(event_shape), validate_args=validate_args,
+            name=name or "IndependentNormal")
 
     @staticmethod
     def params_size(event_shape: Sequence[int], name: str | None = None) -> int:
@@ -269,7 +270,7 @@ class IndependentContinuousBernoulli(tfpl.DistributionLambda):
         logits = tf.reshape(params, tf.concat([tf.shape(params)[:-1], list(event_shape)], 0))
         return tfd.Independent(
             tfd.ContinuousBernoulli(logits=logits, validate_args=validate_args),
-            reinterpreted_batch_ndims=len(event_shape),
+            reinterpreted_batch_ndims=len(event_shape), validate_args=validate_args,
             name=name or "IndependentContinuousBernoulli")
 
     @staticmethod
