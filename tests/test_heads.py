@@ -10,6 +10,7 @@ from tfp_vae.heads import (
     MultivariateNormalDiag,
     MultivariateNormalTriL,
     likelihood_head,
+    posterior_distribution,
     posterior_head,
 )
 from tfp_vae.kl import KLDivergenceAddLoss, KLDivergenceRegularizer
@@ -286,3 +287,18 @@ def test_flow_posterior_mean_is_a_repeatable_per_example_monte_carlo_mean():
     np.testing.assert_array_equal(mean, posterior.mean())
     # 256 samples of the identity flow: the base mean within 4 standard errors (scale / 16).
     assert np.all(np.abs(mean - np.array(loc)) < 4 * np.array(scale) / 16)
+
+
+def test_posterior_distribution_skips_an_add_loss_layer_wherever_it_sits():
+    # A KL add-loss layer between the Gaussian and a flow (a hand-built encoder): skipped, not the
+    # end of the encoder, and never called (it would add the KL that asks for this posterior).
+    prior = isotropic_gaussian_prior(2)
+    add_loss, flow = KLDivergenceAddLoss(prior), _flow(hidden_units=(8,))
+    layers = [keras.layers.Dense(4), MultivariateNormalDiag(2), add_loss, flow]
+    x = np.array([[0.5, -1.0, 2.0]], np.float32)
+    q = posterior_distribution(layers, x)
+    assert isinstance(q, tfd.TransformedDistribution) and q.batch_shape == (1,)
+    expected = flow._transform(layers[1]._make_distribution_fn(layers[0](x)))
+    np.testing.assert_allclose(q.sample(3, seed=(4, 5)), expected.sample(3, seed=(4, 5)),
+                               rtol=1e-6)
+    assert not add_loss.losses and not add_loss.built
