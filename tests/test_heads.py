@@ -48,6 +48,7 @@ def test_likelihood_heads_pass_validate_args_and_name_their_distribution(head, n
             assert distribution.name == name
             assert distribution.validate_args is expected
             assert distribution.distribution.validate_args is expected
+    assert head.new(params, (2, 3), name="p_x_given_z").name == "p_x_given_z"
 
 
 def test_normal_likelihood_scale_is_floored():
@@ -256,6 +257,9 @@ def test_inverse_autoregressive_flow_defaults_and_arguments_reach_its_networks()
     assert _dense_kernel_shapes(_flow()) == [[(2, 32), (32, 32), (32, 4)]]
     assert _dense_kernel_shapes(_flow(num_layers=2, hidden_units=(8,))) == [
         [(2, 8), (8, 4)], [(2, 8), (8, 4)]]
+    # Named apart from a flow prior's networks ("made_*") in checkpoints and TensorBoard.
+    assert [network.name for network in _flow(num_layers=2).networks] == ["iaf_made_0",
+                                                                          "iaf_made_1"]
     # convert_to_tensor_fn is honoured: the layer's tensor is then the (seeded) flow mean.
     flow = _flow(convert_to_tensor_fn=tfd.Distribution.mean)
     posterior = flow(MultivariateNormalDiag(2)(np.array([[0.3, 0.1, -0.2, 0.5]], np.float32)))
@@ -268,6 +272,7 @@ def test_flow_posterior_samples_are_the_inverse_autoregressive_transform_of_base
     flow.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in flow.get_weights()])
     base = tfd.MultivariateNormalDiag([[0.3, -0.2]], [[0.7, 1.1]])
     z0 = base.sample(4, seed=(1, 2))
+    assert flow._transform(base).name == "iaf_posterior"
     z = flow._transform(base).sample(4, seed=(1, 2))
     # IAF (Kingma et al., 2016): shift and log-scale are read from the base sample z0, one pass,
     # z = (z0 - shift(z0)) * exp(-log_scale(z0)), log_scale squashed to 2 tanh(raw / 2).
