@@ -33,6 +33,22 @@ def test_diag_head_builds_mvn_diag_with_softplus_scale():
                                rtol=1e-6)
 
 
+def test_diag_head_splits_the_last_axis_passes_validate_args_and_names_its_distribution():
+    # Leading batch axes stay batch axes: loc is the first half of the *last* axis.
+    params = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    q = MultivariateNormalDiag.new(params, 2)
+    assert q.batch_shape == (2, 3) and q.event_shape == (2,)
+    np.testing.assert_array_equal(q.mean(), params[..., :2])
+    for layer_options, new_options, expected in (({}, {}, False),
+                                                 ({"validate_args": True},
+                                                  {"validate_args": True}, True)):
+        for distribution in (MultivariateNormalDiag(2, **layer_options)(params).tensor_distribution,
+                             MultivariateNormalDiag.new(params, 2, **new_options)):
+            assert distribution.name == "MultivariateNormalDiag"
+            assert distribution.validate_args is expected
+    assert MultivariateNormalDiag.new(params, 2, name="q_z_given_x").name == "q_z_given_x"
+
+
 @pytest.mark.parametrize("head, name, params_per_pixel", [
     (IndependentNormal, "IndependentNormal", 2),
     (IndependentContinuousBernoulli, "IndependentContinuousBernoulli", 1),
