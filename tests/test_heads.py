@@ -47,6 +47,9 @@ def test_diag_head_splits_the_last_axis_passes_validate_args_and_names_its_distr
             assert distribution.name == "MultivariateNormalDiag"
             assert distribution.validate_args is expected
     assert MultivariateNormalDiag.new(params, 2, name="q_z_given_x").name == "q_z_given_x"
+    # convert_to_tensor_fn reaches the layer: its tensor is then the posterior mean, not a draw.
+    mean_layer = MultivariateNormalDiag(2, convert_to_tensor_fn=tfd.Distribution.mean)
+    np.testing.assert_array_equal(tf.convert_to_tensor(mean_layer(params)), params[..., :2])
 
 
 @pytest.mark.parametrize("head, name, params_per_pixel", [
