@@ -291,8 +291,9 @@ def test_flow_posterior_samples_are_the_inverse_autoregressive_transform_of_base
     flow.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in flow.get_weights()])
     base = tfd.MultivariateNormalDiag([[0.3, -0.2]], [[0.7, 1.1]])
     z0 = base.sample(4, seed=(1, 2))
-    assert flow._transform(base).name == "iaf_posterior"
-    z = flow._transform(base).sample(4, seed=(1, 2))
+    posterior = flow._transform(base)
+    assert posterior.name == "iaf_posterior"
+    z = posterior.sample(4, seed=(1, 2))
     # IAF (Kingma et al., 2016): shift and log-scale are read from the base sample z0, one pass,
     # z = (z0 - shift(z0)) * exp(-log_scale(z0)), log_scale squashed to 2 tanh(raw / 2).
     shift, raw = tf.unstack(flow.networks[0](z0), axis=-1)

@@ -100,12 +100,13 @@ def test_unknown_recipe_is_one_sentence(capsys):
                    f"{[n.replace('_', '-') for n in RECIPES]}.")
 
 
-RESULTS = sorted(path.stem for path in (REPOSITORY_DIR / "recipes" / "results").glob("*.json"))
+COMMITTED = REPOSITORY_DIR / "recipes"  # results/NAME.json and models/NAME/
+RESULTS = sorted(path.stem for path in (COMMITTED / "results").glob("*.json"))
 
 
 @pytest.mark.parametrize("name", RESULTS)
 def test_a_committed_result_is_its_recipes_and_its_committed_models_and_the_readmes(name):
-    result = json.loads((REPOSITORY_DIR / "recipes" / "results" / f"{name}.json").read_text())
+    result = json.loads((COMMITTED / "results" / f"{name}.json").read_text())
     recipe = load_recipe(name)
     # The fields the recipes issue asks for, measured under the protocol on all test images.
     assert result["complete"] and result["recipe"] == name
@@ -114,7 +115,7 @@ def test_a_committed_result_is_its_recipes_and_its_committed_models_and_the_read
     assert result["epochs"] == recipe.training.epochs and result["train_seconds"] > 0
     assert 0 < result["test_nll_standard_error"] < 1
     # The committed model is the recipe's architecture and carries the same number.
-    model_dir = REPOSITORY_DIR / "recipes" / "models" / name
+    model_dir = COMMITTED / "models" / name
     assert ModelConfig.from_json((model_dir / "config.json").read_text()) == recipe.model
     metrics = json.loads((model_dir / "metadata.json").read_text())["metrics"]
     assert -metrics["test_iwae_log_likelihood"] == result["test_nll"]
