@@ -15,11 +15,13 @@ RECIPES = recipe_names()
 
 
 def _few_steps(name):
-    """A recipe's model and training config cut to a few steps on a few hundred images."""
+    """A recipe's model and training config cut to a few steps on a few hundred images (a KL
+    warm-up cut to the two epochs)."""
     recipe = load_recipe(name)
     return recipe.model, recipe.training.replace(
         epochs=2, train_size=400, validation_size=500, test_size=100, iwae_samples=10,
-        plots=False, learning_rate_schedule="constant", final_learning_rate=None)
+        plots=False, learning_rate_schedule="constant", final_learning_rate=None,
+        warmup_epochs=min(recipe.training.warmup_epochs, 2))
 
 
 def _distinct_few_steps():

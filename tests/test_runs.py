@@ -9,7 +9,7 @@ import pytest
 
 from tfp_vae.config import ModelConfig, TrainingConfig
 from tfp_vae.rundir import RunBusyError, RunDir
-from tfp_vae.runs import train_run
+from tfp_vae.runs import _RunCallback, train_run
 
 MODEL = ModelConfig(network="mlp", network_options={"hidden_units": [32]}, latent_dim=2)
 TRAINING = TrainingConfig(data="mnist", train_size=512, test_size=200, batch_size=64,
@@ -252,3 +252,34 @@ def test_init_from_starts_at_a_saved_models_weights_and_refuses_a_misfit(tmp_pat
         with pytest.raises(ValueError, match=message):
             train_run(tmp_path / "new", model, TRAINING.replace(init_from=source))
         assert not (tmp_path / "new").exists() and not (tmp_path / ".new.lock").exists()
+
+
+def test_warm_up_epochs_never_win_model_selection():
+    # During a KL warm-up the validation loss is β-weighted, lower than the negative ELBO it
+    # becomes; with a learning rate this small it rises with β, so a selection that let warm-up
+    # epochs compete would pick epoch 1.
+    training = TRAINING.replace(epochs=4, validation_size=500, warmup_epochs=3,
+                                learning_rate=1e-9)
+    result = train_run(None, MODEL, training)
+    validation = [row["validation_loss"] for row in result.history]
+    assert [row["kl_weight"] for row in result.history] == pytest.approx([1 / 3, 2 / 3, 1, 1])
+    assert validation[0] < min(validation[2:])
+    assert result.metrics["selected_epoch"] == int(np.argmin(validation[2:])) + 3
+
+
+def test_early_stopping_patience_counts_from_the_end_of_the_warm_up():
+    training = TRAINING.replace(epochs=6, validation_size=500, warmup_epochs=3,
+                                early_stopping_patience=1, learning_rate=1e-9)
+    result = train_run(None, MODEL, training)
+    validation = [row["validation_loss"] for row in result.history]
+    best = int(np.argmin(validation[2:])) + 3
+    assert result.metrics["selected_epoch"] == best
+    assert len(result.history) == min(best + 1, 6) >= 4
+
+
+def test_a_resumed_run_ignores_warm_up_epochs_in_its_history():
+    history = [{"epoch": 1, "validation_loss": 80.0}, {"epoch": 2, "validation_loss": 95.0},
+               {"epoch": 3, "validation_loss": 93.0}, {"epoch": 4, "loss": 90.0}]
+    progress = _RunCallback(None, history, TRAINING, lambda: None, warmup_epochs=2)
+    assert (progress.best_epoch, progress.best_loss) == (3, 93.0)
+    assert _RunCallback(None, history, TRAINING, lambda: None).best_epoch == 1

@@ -362,16 +362,20 @@ class TrainingConfig(_JsonConfig):
       validation_size: Hold out the last N images of the training set for validation, early
         stopping and model selection (the test set is never used for a choice). Default: `0`.
       test_size: Evaluate on the first N test images only; `None` uses all. Default: `None`.
-      warmup_epochs: Epochs of linear KL warm-up to `ModelConfig.beta`. Default: `0`.
+      warmup_epochs: Epochs of linear KL warm-up to `ModelConfig.beta`. Epochs before the
+        weight reaches `beta` never win model selection (their validation loss is β-weighted,
+        so lower than the negative ELBO), and early stopping counts from the end of the
+        warm-up. Default: `0`.
       strategy: `tf.distribute` strategy: `'default'`, `'mirrored'` or `'multi_worker'`.
         Default: `'default'`.
       jit_compile: Compile training steps with XLA; `None` picks per network (what measured
         faster on CPU), and never for a TriL posterior, which XLA cannot compile.
         Default: `None`.
-      early_stopping_patience: Stop after this many epochs without a better validation loss;
-        `None` never stops early. Needs `validation_size > 0`. Default: `None`.
+      early_stopping_patience: Stop after this many epochs without a better validation loss
+        (counted from the end of a KL warm-up); `None` never stops early. Needs `validation_size > 0`. Default: `None`.
       select_best: With a validation split, finish with the weights of the epoch with the best
-        validation loss (model selection) rather than the last epoch's. Default: `True`.
+        validation loss among the epochs after any KL warm-up (model selection) rather than
+        the last epoch's. Default: `True`.
       tensorboard_dir: Write TensorBoard logs here (loss terms, KL weight, active units, image
         summaries; view with `tensorboard --logdir DIR`); `None` writes none. Default: `None`.
       tensorboard_image_every: Write TensorBoard image summaries (reconstructions, prior

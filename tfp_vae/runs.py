@@ -142,16 +142,22 @@ class _RunCallback(NonFiniteLossWatch):
     """History rows, NaN stop, per-epoch checkpoint, best-validation weights, early stopping."""
 
     def __init__(self, run: RunDir | None, history: list[dict[str, float]],
-                 training: TrainingConfig, on_first_checkpoint: Callable[[], None]):
+                 training: TrainingConfig, on_first_checkpoint: Callable[[], None],
+                 warmup_epochs: int = 0):
         super().__init__()
         self.run = run
         self.history = history
         self.training = training
         self.on_first_checkpoint = on_first_checkpoint
-        self.best_loss = min((row["validation_loss"] for row in history
-                              if "validation_loss" in row), default=math.inf)
-        self.best_epoch = next((int(row["epoch"]) for row in history
-                                if row.get("validation_loss") == self.best_loss), 0)
+        # During a KL warm-up the validation loss is β-weighted, so lower than the negative
+        # ELBO it becomes: only epochs at the final KL weight compete for the best, and
+        # early stopping's patience counts from the end of the warm-up.
+        self.warmup_epochs = warmup_epochs
+        candidates = [row for row in history
+                      if "validation_loss" in row and row["epoch"] >= warmup_epochs]
+        self.best_loss = min((row["validation_loss"] for row in candidates), default=math.inf)
+        self.best_epoch = next((int(row["epoch"]) for row in candidates
+                                if row["validation_loss"] == self.best_loss), 0)
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
 
@@ -170,7 +176,8 @@ class _RunCallback(NonFiniteLossWatch):
                             epoch + 1, {"history": self.history})
             self.on_first_checkpoint()
         validation = row.get("validation_loss")
-        if validation is not None and validation < self.best_loss:
+        if (validation is not None and epoch + 1 >= self.warmup_epochs
+                and validation < self.best_loss):
             self.best_loss, self.best_epoch = validation, epoch + 1
             if self.run is not None:
                 save_model(self.model, self.run.checkpoints_dir / BEST,
@@ -179,7 +186,8 @@ class _RunCallback(NonFiniteLossWatch):
             else:
                 self.best_weights = self.model.get_weights()
         patience = self.training.early_stopping_patience
-        if patience is not None and epoch + 1 - self.best_epoch >= patience:
+        if patience is not None and (
+                epoch + 1 - max(self.best_epoch, self.warmup_epochs) >= patience):
             self.stopped_early = True
             self.model.stop_training = True
 
@@ -439,7 +447,8 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
             shutil.rmtree(aside, ignore_errors=True)
             aside = None
 
-    progress = _RunCallback(run, history, training, first_checkpoint_written)
+    progress = _RunCallback(run, history, training, first_checkpoint_written,
+                            training.warmup_epochs if isinstance(model, VAE) else 0)
     own: list[keras.callbacks.Callback] = []
     if isinstance(model, VAE):
         own.append(KLWeightScheduler(linear_kl_warmup(training.warmup_epochs,
