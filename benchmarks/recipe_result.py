@@ -26,10 +26,9 @@ from pathlib import Path
 from tfp_vae.evaluation import iwae_log_likelihood
 from tfp_vae.finished_runs import load_test_split
 from tfp_vae.io import load_model
-from tfp_vae.recipes import load_recipe
+from tfp_vae.recipes import MODELS_DIR, RESULTS_DIR, load_recipe
 from tfp_vae.rundir import RunDir
-
-ROOT = Path(__file__).resolve().parents[1]
+from tfp_vae.runs import best_validation_epoch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if training.init_from:
         # A fine-tuning recipe: its cost includes the committed run it started from.
         base = Path(training.init_from).name
-        start = json.loads((ROOT / "recipes" / "results" / f"{base}.json").read_text())
+        start = json.loads((RESULTS_DIR / f"{base}.json").read_text())
         result["started_from"] = {"recipe": base, "epochs": start["epochs"],
                                   "train_seconds": start["train_seconds"]}
         result["total_epochs"] = result["epochs"] + start["epochs"]
@@ -72,17 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         iwae = iwae_log_likelihood(model, x_test, num_samples=training.iwae_samples,
                                    seed=training.seed)
-        best = min(history, key=lambda row: row["validation_loss"])
-        result.update(complete=False, selected_epoch=int(best["epoch"]),
+        selected, _ = best_validation_epoch(history, training.warmup_epochs)
+        result.update(complete=False, selected_epoch=selected,
                       test_nll=-iwae["log_likelihood"],
                       test_nll_standard_error=iwae["log_likelihood_standard_error"],
                       num_samples=iwae["num_samples"], num_images=iwae["num_images"],
                       iwae_seconds=round(time.perf_counter() - start, 1))
-    out = ROOT / "recipes" / "results" / f"{recipe.name}.json"
+    out = RESULTS_DIR / f"{recipe.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     if args.copy_model:
-        target = ROOT / "recipes" / "models" / recipe.name
+        target = MODELS_DIR / recipe.name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(model_dir, target)
         # A best-validation checkpoint written before its training config was recorded: add it,

@@ -8,7 +8,7 @@ import pytest
 
 from tfp_vae import cli
 from tfp_vae.config import ModelConfig
-from tfp_vae.recipes import REPOSITORY_DIR, load_recipe, recipe_names
+from tfp_vae.recipes import MODELS_DIR, REPOSITORY_DIR, RESULTS_DIR, load_recipe, recipe_names
 from tfp_vae.runs import train_run
 
 RECIPES = recipe_names()
@@ -57,7 +57,7 @@ def test_a_fine_tuning_recipe_starts_from_a_committed_recipe_model():
     assert "wide_mlp_flow_iwae50_finetune" in tuned
     for name in tuned:
         start = Path(load_recipe(name).training.init_from)
-        assert start.is_absolute() and start.parent.name == "models", name
+        assert start.parent == MODELS_DIR, name
         base = load_recipe(start.name)  # the recipe whose committed model it is
         assert (start / "weights.h5").is_file(), f"{name}: commit {start}"
         # Same architecture; only the objective and its sampling may change.
@@ -102,13 +102,12 @@ def test_unknown_recipe_is_one_sentence(capsys):
                    f"{[n.replace('_', '-') for n in RECIPES]}.")
 
 
-COMMITTED = REPOSITORY_DIR / "recipes"  # results/NAME.json and models/NAME/
-RESULTS = sorted(path.stem for path in (COMMITTED / "results").glob("*.json"))
+RESULTS = sorted(path.stem for path in RESULTS_DIR.glob("*.json"))
 
 
 @pytest.mark.parametrize("name", RESULTS)
 def test_a_committed_result_is_its_recipes_and_its_committed_models_and_the_readmes(name):
-    result = json.loads((COMMITTED / "results" / f"{name}.json").read_text())
+    result = json.loads((RESULTS_DIR / f"{name}.json").read_text())
     recipe = load_recipe(name)
     # The fields the recipes issue asks for, measured under the protocol on all test images.
     assert result["complete"] and result["recipe"] == name
@@ -117,7 +116,7 @@ def test_a_committed_result_is_its_recipes_and_its_committed_models_and_the_read
     assert result["epochs"] == recipe.training.epochs and result["train_seconds"] > 0
     assert 0 < result["test_nll_standard_error"] < 1
     # The committed model is the recipe's architecture and carries the same number.
-    model_dir = COMMITTED / "models" / name
+    model_dir = MODELS_DIR / name
     assert ModelConfig.from_json((model_dir / "config.json").read_text()) == recipe.model
     metrics = json.loads((model_dir / "metadata.json").read_text())["metrics"]
     assert -metrics["test_iwae_log_likelihood"] == result["test_nll"]

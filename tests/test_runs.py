@@ -1,6 +1,7 @@
 """`train_run`: the one training run (in memory and in a run directory), resume, overwrite."""
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tfp_vae.config import ModelConfig, TrainingConfig
 from tfp_vae.rundir import RunBusyError, RunDir
-from tfp_vae.runs import _RunCallback, train_run
+from tfp_vae.runs import _RunCallback, best_validation_epoch, train_run
 
 MODEL = ModelConfig(network="mlp", network_options={"hidden_units": [32]}, latent_dim=2)
 TRAINING = TrainingConfig(data="mnist", train_size=512, test_size=200, batch_size=64,
@@ -283,3 +284,5 @@ def test_a_resumed_run_ignores_warm_up_epochs_in_its_history():
     progress = _RunCallback(None, history, TRAINING, lambda: None, warmup_epochs=2)
     assert (progress.best_epoch, progress.best_loss) == (3, 93.0)
     assert _RunCallback(None, history, TRAINING, lambda: None).best_epoch == 1
+    assert best_validation_epoch(history, warmup_epochs=3) == (3, 93.0)
+    assert best_validation_epoch(history, warmup_epochs=4) == (0, math.inf)

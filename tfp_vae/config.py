@@ -372,7 +372,8 @@ class TrainingConfig(_JsonConfig):
         faster on CPU), and never for a TriL posterior, which XLA cannot compile.
         Default: `None`.
       early_stopping_patience: Stop after this many epochs without a better validation loss
-        (counted from the end of a KL warm-up); `None` never stops early. Needs `validation_size > 0`. Default: `None`.
+        (counted from the end of a KL warm-up); `None` never stops early. Needs
+        `validation_size > 0`. Default: `None`.
       select_best: With a validation split, finish with the weights of the epoch with the best
         validation loss among the epochs after any KL warm-up (model selection) rather than
         the last epoch's. Default: `True`.

@@ -71,6 +71,7 @@ __all__ = [
     "RunDir",
     "RunError",
     "RunResult",
+    "best_validation_epoch",
     "train_run",
 ]
 
@@ -138,6 +139,37 @@ def _honest_name(name: str) -> str:
     return "validation_" + name[4:] if name.startswith("val_") else name
 
 
+def best_validation_epoch(history: Sequence[Mapping[str, float]], warmup_epochs: int = 0
+                          ) -> tuple[int, float]:
+    """The epoch that model selection picks from a run's history, and its validation loss.
+
+    Only epochs at the final KL weight compete: during a KL warm-up of `warmup_epochs` epochs
+    the validation loss is β-weighted, so lower than the negative ELBO it becomes.
+
+    Args:
+      history: Rows with `epoch` (1-based) and, where validated, `validation_loss`.
+      warmup_epochs: The run's KL warm-up; epochs before epoch `warmup_epochs` are not
+        candidates. Default: `0`.
+
+    Returns:
+      `(epoch, validation_loss)` of the first epoch with the lowest validation loss, or
+      `(0, inf)` where no epoch is a candidate.
+
+    #### Examples
+
+    ```python
+    best_validation_epoch([{"epoch": 1, "validation_loss": 80.0},
+                           {"epoch": 2, "validation_loss": 93.0}], warmup_epochs=2)  # (2, 93.0)
+    ```
+    """
+    candidates = [row for row in history
+                  if "validation_loss" in row and row["epoch"] >= warmup_epochs]
+    if not candidates:
+        return 0, math.inf
+    best = min(candidates, key=lambda row: row["validation_loss"])
+    return int(best["epoch"]), float(best["validation_loss"])
+
+
 class _RunCallback(NonFiniteLossWatch):
     """History rows, NaN stop, per-epoch checkpoint, best-validation weights, early stopping."""
 
@@ -153,11 +185,7 @@ class _RunCallback(NonFiniteLossWatch):
         # ELBO it becomes: only epochs at the final KL weight compete for the best, and
         # early stopping's patience counts from the end of the warm-up.
         self.warmup_epochs = warmup_epochs
-        candidates = [row for row in history
-                      if "validation_loss" in row and row["epoch"] >= warmup_epochs]
-        self.best_loss = min((row["validation_loss"] for row in candidates), default=math.inf)
-        self.best_epoch = next((int(row["epoch"]) for row in candidates
-                                if row["validation_loss"] == self.best_loss), 0)
+        self.best_epoch, self.best_loss = best_validation_epoch(history, warmup_epochs)
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
 

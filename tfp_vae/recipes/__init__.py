@@ -20,12 +20,17 @@ from typing import Any
 
 from tfp_vae.config import ModelConfig, TrainingConfig
 
-__all__ = ["RECIPES_DIR", "Recipe", "load_recipe", "recipe_names"]
+__all__ = ["MODELS_DIR", "RECIPES_DIR", "RESULTS_DIR", "Recipe", "load_recipe",
+           "recipe_names"]
 
 RECIPES_DIR = Path(__file__).resolve().parent
 # The source checkout's root, which holds the committed `recipes/models/` (a fine-tuning
 # recipe's `init_from` is relative to it).
 REPOSITORY_DIR = RECIPES_DIR.parent.parent
+# Where a source checkout keeps each recipe's committed result (`NAME.json`) and saved model
+# (`NAME/`).
+RESULTS_DIR = REPOSITORY_DIR / "recipes" / "results"
+MODELS_DIR = REPOSITORY_DIR / "recipes" / "models"
 
 
 @dataclass(frozen=True)
