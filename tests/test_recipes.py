@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfp_vae import cli
-from tfp_vae.config import ModelConfig
+from tfp_vae.config import DECAYING_SCHEDULES, ModelConfig
 from tfp_vae.recipes import MODELS_DIR, REPOSITORY_DIR, RESULTS_DIR, load_recipe, recipe_names
 from tfp_vae.runs import train_run
 
@@ -15,13 +15,15 @@ RECIPES = recipe_names()
 
 
 def _few_steps(name):
-    """A recipe's model and training config cut to a few steps on a few hundred images (a KL
-    warm-up cut to the two epochs)."""
+    """A recipe's model and training config cut to a few steps on a few hundred images (a
+    learning rate that decays over all epochs made constant, a KL warm-up cut to two epochs)."""
     recipe = load_recipe(name)
-    return recipe.model, recipe.training.replace(
+    training = recipe.training
+    if training.learning_rate_schedule in DECAYING_SCHEDULES:  # they decay over all epochs
+        training = training.replace(learning_rate_schedule="constant", final_learning_rate=None)
+    return recipe.model, training.replace(
         epochs=2, train_size=400, validation_size=500, test_size=100, iwae_samples=10,
-        plots=False, learning_rate_schedule="constant", final_learning_rate=None,
-        warmup_epochs=min(recipe.training.warmup_epochs, 2))
+        plots=False, warmup_epochs=min(training.warmup_epochs, 2))
 
 
 def _distinct_few_steps():

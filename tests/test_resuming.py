@@ -66,6 +66,26 @@ def test_cosine_schedule_length_is_fixed_and_the_hint_is_not_given():
                        changes={"epochs": 480, "final_learning_rate": 1e-5})
 
 
+def test_the_burda_schedule_steps_down_after_3_to_the_i_epochs_and_extends_on_resume():
+    # Burda et al. (2016): 3^i epochs at 1e-3 * 10^(-i/7), i = 0..7; 10 steps per epoch here.
+    saved = TrainingConfig(epochs=13, learning_rate=1e-3, learning_rate_schedule="burda")
+    epochs_at_each_rate = [3 ** i for i in range(8)]
+    first_steps = 10 * np.cumsum([0, *epochs_at_each_rate])  # first step at each rate
+    expected = [1e-3 * 10 ** (-i / 7) for i in range(8)]
+    np.testing.assert_allclose(_rates(saved, 10, first_steps[:8]), expected, rtol=1e-6)
+    np.testing.assert_allclose(_rates(saved, 10, first_steps[1:9] - 1), expected, rtol=1e-6)
+    assert sum(epochs_at_each_rate) == 3280
+    # After 3280 epochs the rate stays a tenth of the first one.
+    np.testing.assert_allclose(_rates(saved, 10, [10 * 5000]), [1e-4], rtol=1e-6)
+    # Each epoch's rate does not depend on the run's length, so a resume may extend it.
+    _, extended, _ = resume_configs("run", MODEL, saved, 13, changes={"epochs": 3280})
+    assert extended.epochs == 3280
+    steps = [0, 39, 40, 129, 130]
+    np.testing.assert_array_equal(_rates(extended, 10, steps), _rates(saved, 10, steps))
+    with pytest.raises(ValueError, match="final_learning_rate must be set exactly when"):
+        TrainingConfig(learning_rate_schedule="burda", final_learning_rate=1e-4)
+
+
 def test_fewer_epochs_than_already_trained_is_refused_and_equal_is_allowed():
     saved = TrainingConfig(epochs=29)
     with pytest.raises(ValueError, match=r"--epochs 6 is fewer than the 29 epochs run has "

@@ -32,6 +32,7 @@ from tfp_vae.networks import NETWORKS, network_options
 from tfp_vae.priors import PRIORS, prior_options
 
 __all__ = [
+    "DECAYING_SCHEDULES",
     "DTYPE_POLICIES",
     "KL_ATTACHMENTS",
     "LEARNING_RATE_SCHEDULES",
@@ -50,7 +51,9 @@ KL_ATTACHMENTS = ("loss", "add_loss", "regularizer")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 MODEL_KINDS = ("vae", "autoencoder")
 OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
-LEARNING_RATE_SCHEDULES = ("constant", "cosine", "exponential")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "exponential", "burda")
+# The schedules that decay to `TrainingConfig.final_learning_rate` over all epochs.
+DECAYING_SCHEDULES = ("cosine", "exponential")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Command-line spellings that are not just dashes for underscores.
 _CLI_SPELLINGS = {"loss": "loss-fn"}
@@ -348,7 +351,10 @@ class TrainingConfig(_JsonConfig):
       optimizer: `'adam'`, `'adamax'`, `'rmsprop'` or `'sgd'`. Default: `'adam'`.
       learning_rate: Initial learning rate. Default: `1e-3`.
       learning_rate_schedule: `'constant'`, `'cosine'` or `'exponential'` decay from
-        `learning_rate` to `final_learning_rate` over all `epochs`. Default: `'constant'`.
+        `learning_rate` to `final_learning_rate` over all `epochs`, or `'burda'`: Burda et
+        al. (2016)'s steps, `3**i` epochs at `learning_rate * 10**(-i / 7)` for i = 0, ..., 7
+        (3280 epochs; later epochs stay at the last rate, and a shorter run stops partway).
+        Default: `'constant'`.
       final_learning_rate: The learning rate at the end of a decaying schedule (required for
         `'cosine'` and `'exponential'`). Default: `None`.
       seed: Seed of initialisation, shuffling, binarization and evaluation. Default: `0`.
@@ -413,7 +419,10 @@ class TrainingConfig(_JsonConfig):
     batch_size: int = _field(128, "the global batch")
     optimizer: str = _field("adam", choices=OPTIMIZERS)
     learning_rate: float = _field(1e-3, positive=True)
-    learning_rate_schedule: str = _field("constant", choices=LEARNING_RATE_SCHEDULES)
+    learning_rate_schedule: str = _field("constant", "constant; cosine or exponential decay to "
+                                         "--final-learning-rate over all epochs; burda: 3^i "
+                                         "epochs at the rate times 10^(-i/7), i = 0..7",
+                                         choices=LEARNING_RATE_SCHEDULES)
     final_learning_rate: float | None = _field(None, "where a cosine/exponential schedule ends",
                                                positive=True)
     seed: int = _field(0, minimum=None)
@@ -455,7 +464,7 @@ class TrainingConfig(_JsonConfig):
             if value is not None:
                 object.__setattr__(self, name, str(value))
         self._check_fields()
-        decaying = self.learning_rate_schedule != "constant"
+        decaying = self.learning_rate_schedule in DECAYING_SCHEDULES
         if decaying != (self.final_learning_rate is not None):
             raise ValueError("TrainingConfig.final_learning_rate must be set exactly when "
                              "learning_rate_schedule is 'cosine' or 'exponential', got "

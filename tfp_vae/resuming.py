@@ -5,7 +5,9 @@ trained. Settings that do not touch what was already trained (`RESUMABLE_FIELDS`
 the data lives, evaluation sizes, logging) may change; everything else may not. A decaying
 learning-rate schedule fixes its length, with one exception: an exponential schedule may be
 extended (or shortened) when `final_learning_rate` changes with `epochs` so that the decay per
-epoch stays the same, because its learning rate at every step is then unchanged.
+epoch stays the same, because its learning rate at every step is then unchanged. A constant or
+`'burda'` schedule sets each epoch's rate without looking at `epochs`, so those runs may always
+be extended.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tfp_vae.config import ModelConfig, TrainingConfig, flag_name
+from tfp_vae.config import DECAYING_SCHEDULES, ModelConfig, TrainingConfig, flag_name
 
 __all__ = ["RESUMABLE_FIELDS", "resume_configs"]
 
@@ -97,7 +99,7 @@ def resume_configs(path: Any, saved_model: ModelConfig, saved_training: Training
                          "with other values; drop them, or start a new run with --overwrite "
                          "or another --out.")
     if (candidate.epochs != saved_training.epochs and not extended
-            and saved_training.learning_rate_schedule != "constant"):
+            and saved_training.learning_rate_schedule in DECAYING_SCHEDULES):
         hint = (" unless --final-learning-rate changes with it to keep the same decay per epoch"
                 if saved_training.learning_rate_schedule == "exponential" else "")
         raise ValueError(f"--epochs cannot change when resuming {path}: its "

@@ -127,6 +127,14 @@ def _optimizer_fn(training: TrainingConfig, steps_per_epoch: int
             rate = keras.optimizers.schedules.ExponentialDecay(
                 training.learning_rate, total,
                 training.final_learning_rate / training.learning_rate)
+        elif training.learning_rate_schedule == "burda":
+            # 3^i epochs at learning_rate · 10^(-i/7), i = 0..7 (Burda et al. 2016, sec. 5).
+            # The rate changes after epochs 1, 4, 13, ..., 1093; the schedule is called with
+            # the 0-based step, and a boundary step still gets the rate before it.
+            ends = np.cumsum([3 ** i for i in range(7)])
+            rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+                [int(end) * steps_per_epoch - 1 for end in ends],
+                [training.learning_rate * 10 ** (-i / 7) for i in range(8)])
         cls = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax,
                "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
         return cls[training.optimizer](rate)
