@@ -25,10 +25,9 @@ from pathlib import Path
 
 from tfp_vae.evaluation import iwae_log_likelihood
 from tfp_vae.finished_runs import load_test_split
-from tfp_vae.io import load_model
+from tfp_vae.io import load_model, read_metadata
 from tfp_vae.recipes import MODELS_DIR, RESULTS_DIR, load_recipe
 from tfp_vae.rundir import RunDir
-from tfp_vae.runs import best_validation_epoch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         iwae = iwae_log_likelihood(model, x_test, num_samples=training.iwae_samples,
                                    seed=training.seed)
-        selected, _ = best_validation_epoch(history, training.warmup_epochs)
-        result.update(complete=False, selected_epoch=selected,
+        # The epoch whose weights were evaluated, as the best checkpoint records it.
+        selected = read_metadata(model_dir)["metrics"]["epoch"]
+        result.update(complete=False, selected_epoch=int(selected),
                       test_nll=-iwae["log_likelihood"],
                       test_nll_standard_error=iwae["log_likelihood_standard_error"],
                       num_samples=iwae["num_samples"], num_images=iwae["num_images"],

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tfp_vae.config import ModelConfig, TrainingConfig
+from tfp_vae.io import load_model, read_metadata
 from tfp_vae.rundir import RunBusyError, RunDir
-from tfp_vae.runs import _RunCallback, best_validation_epoch, train_run
+from tfp_vae.runs import _reconcile_best, _RunCallback, best_validation_epoch, train_run
 
 MODEL = ModelConfig(network="mlp", network_options={"hidden_units": [32]}, latent_dim=2)
 TRAINING = TrainingConfig(data="mnist", train_size=512, test_size=200, batch_size=64,
@@ -286,3 +287,37 @@ def test_a_resumed_run_ignores_warm_up_epochs_in_its_history():
     assert _RunCallback(None, history, TRAINING, lambda: None).best_epoch == 1
     assert best_validation_epoch(history, warmup_epochs=3) == (3, 93.0)
     assert best_validation_epoch(history, warmup_epochs=4) == (0, math.inf)
+
+
+def _forge_best_epoch(run, epoch):
+    metadata_file = run.checkpoints_dir / "best" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["metrics"]["epoch"] = epoch
+    metadata_file.write_text(json.dumps(metadata))
+
+
+def test_a_resume_repairs_or_restarts_a_best_checkpoint_that_is_not_the_selected_epoch(tmp_path):
+    training = TRAINING.replace(validation_size=500)
+    result = train_run(tmp_path / "run", MODEL, training)
+    run = RunDir(tmp_path / "run")
+    # Killed after epoch 2's checkpoint, before its weights were copied as the best: the
+    # restored weights are epoch 2's, so they become the best checkpoint.
+    _forge_best_epoch(run, 1)
+    history = [{"epoch": 1, "validation_loss": 60.0}, {"epoch": 2, "validation_loss": 50.0}]
+    progress = _RunCallback(run, history, training, lambda: None)
+    assert _reconcile_best(run, progress, result.model, 2, training) is None
+    assert read_metadata(run.checkpoints_dir / "best")["metrics"]["epoch"] == 2
+    for kept, trained in zip(load_model(run.checkpoints_dir / "best").get_weights(),
+                             result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, trained)
+    # A run whose best checkpoint holds another epoch than the one its history selects (a
+    # warm-up epoch, chosen by an older tfp_vae): those weights are gone, so selection
+    # starts again after the resume, and says so.
+    progress = _RunCallback(run, [{**history[0], "validation_loss": 40.0}, history[1]],
+                            training, lambda: None)
+    message = _reconcile_best(run, progress, result.model, 2, training)
+    assert message == ("The weights of epoch 1, the best validation loss before this resume, "
+                       "were not kept (the best checkpoint held epoch 2); model selection "
+                       "starts again with epoch 3.")
+    assert (progress.best_epoch, progress.first_candidate) == (0, 3)
+    assert not (run.checkpoints_dir / "best").exists()

@@ -355,8 +355,8 @@ class TrainingConfig(_JsonConfig):
         al. (2016)'s steps, `3**i` epochs at `learning_rate * 10**(-i / 7)` for i = 0, ..., 7
         (3280 epochs; later epochs stay at the last rate, and a shorter run stops partway).
         Default: `'constant'`.
-      final_learning_rate: The learning rate at the end of a decaying schedule (required for
-        `'cosine'` and `'exponential'`). Default: `None`.
+      final_learning_rate: The learning rate at the end of a `'cosine'` or `'exponential'`
+        schedule: required for those two, `None` for the others. Default: `None`.
       seed: Seed of initialisation, shuffling, binarization and evaluation. Default: `0`.
       init_from: Start from the weights of this saved model (a finished run directory or a
         model directory) instead of a fresh initialisation; its network, latent size,

@@ -55,6 +55,7 @@ from tfp_vae.io import (
     NonFiniteLossError,
     NonFiniteLossWatch,
     load_model,
+    read_metadata,
     save_checkpoint,
     save_model,
 )
@@ -155,9 +156,10 @@ def best_validation_epoch(history: Sequence[Mapping[str, float]], warmup_epochs:
     the validation loss is β-weighted, so lower than the negative ELBO it becomes.
 
     Args:
-      history: Rows with `epoch` (1-based) and, where validated, `validation_loss`.
-      warmup_epochs: The run's KL warm-up; epochs before epoch `warmup_epochs` are not
-        candidates. Default: `0`.
+      history: Sequence of mappings (a run's history rows), each with an `epoch` (1-based)
+        and, where the epoch was validated, a `validation_loss`.
+      warmup_epochs: Python `int` >= 0, the run's KL warm-up; epochs before epoch
+        `warmup_epochs` are not candidates. Default: `0`.
 
     Returns:
       `(epoch, validation_loss)` of the first epoch with the lowest validation loss, or
@@ -192,7 +194,7 @@ class _RunCallback(NonFiniteLossWatch):
         # During a KL warm-up the validation loss is β-weighted, so lower than the negative
         # ELBO it becomes: only epochs at the final KL weight compete for the best, and
         # early stopping's patience counts from the end of the warm-up.
-        self.warmup_epochs = warmup_epochs
+        self.first_candidate = warmup_epochs  # the first (1-based) epoch that may be selected
         self.best_epoch, self.best_loss = best_validation_epoch(history, warmup_epochs)
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
@@ -212,7 +214,7 @@ class _RunCallback(NonFiniteLossWatch):
                             epoch + 1, {"history": self.history})
             self.on_first_checkpoint()
         validation = row.get("validation_loss")
-        if (validation is not None and epoch + 1 >= self.warmup_epochs
+        if (validation is not None and epoch + 1 >= self.first_candidate
                 and validation < self.best_loss):
             self.best_loss, self.best_epoch = validation, epoch + 1
             if self.run is not None:
@@ -223,9 +225,39 @@ class _RunCallback(NonFiniteLossWatch):
                 self.best_weights = self.model.get_weights()
         patience = self.training.early_stopping_patience
         if patience is not None and (
-                epoch + 1 - max(self.best_epoch, self.warmup_epochs) >= patience):
+                epoch + 1 - max(self.best_epoch, self.first_candidate) >= patience):
             self.stopped_early = True
             self.model.stop_training = True
+
+
+def _reconcile_best(run: RunDir, progress: _RunCallback, model: VAE | Autoencoder,
+                    trained_epochs: int, training: TrainingConfig) -> str | None:
+    """Makes a resumed run's `best` checkpoint hold the epoch its history selects.
+
+    They differ when a run was killed between an epoch's checkpoint and the copy of its weights
+    as the best (the restored weights are that epoch's, so they are copied now), or when the
+    run was started by a tfp_vae that let KL warm-up epochs win (those weights are gone, so
+    selection starts again with the next epoch, and this says so).
+    """
+    best_dir = run.checkpoints_dir / BEST
+    try:
+        kept = read_metadata(best_dir).get("metrics", {}).get("epoch")
+    except ValueError:  # none written yet, or unreadable: rewritten or replaced below
+        kept = None
+    if progress.best_epoch == 0 or kept == progress.best_epoch:
+        return None
+    if progress.best_epoch == trained_epochs:
+        save_model(model, best_dir, metrics={"validation_loss": progress.best_loss,
+                                             "epoch": trained_epochs},
+                   training=training.to_dict())
+        return None
+    lost = progress.best_epoch
+    shutil.rmtree(best_dir, ignore_errors=True)
+    progress.best_epoch, progress.best_loss = 0, math.inf
+    progress.first_candidate = trained_epochs + 1
+    return (f"The weights of epoch {lost}, the best validation loss before this resume, were "
+            f"not kept (the best checkpoint held epoch {kept}); model selection starts again "
+            f"with epoch {trained_epochs + 1}.")
 
 
 def _final_metrics(model: VAE | Autoencoder, splits: DataSplits, training: TrainingConfig,
@@ -485,6 +517,11 @@ def _train(run: RunDir | None, model_config: ModelConfig, training: TrainingConf
 
     progress = _RunCallback(run, history, training, first_checkpoint_written,
                             training.warmup_epochs if isinstance(model, VAE) else 0)
+    if resume and run is not None:
+        repaired = _reconcile_best(run, progress, model, initial_epoch, training)
+        if repaired:
+            messages.append(repaired)
+            say(repaired)
     own: list[keras.callbacks.Callback] = []
     if isinstance(model, VAE):
         own.append(KLWeightScheduler(linear_kl_warmup(training.warmup_epochs,
