@@ -93,3 +93,26 @@ def test_summary_states_the_test_results_and_the_files():
                         f"{run.model_dir} and 2 plots in {run.plots_dir}: a.png, b.png.")
     assert summary({"test_reconstruction": 61.5}) == (
         "Test reconstruction NLL: 61.50 nats per image.")
+
+
+def test_the_validation_split_is_the_one_model_selection_saw(tmp_path):
+    from tfp_vae.runs import train_run
+
+    training = TrainingConfig(data="mnist", train_size=256, validation_size=300, test_size=50,
+                              batch_size=64, epochs=1, jit_compile=False, plots=False, seed=2)
+    result = train_run(tmp_path / "run", ModelConfig(network="mlp", latent_dim=2), training)
+    report = evaluate_saved(tmp_path / "run", num_samples=5, seed=2, split="validation")
+    assert report["split"] == "validation" and report["num_images"] == 300
+    # The same images and samples (the run's seed) as the run's own final validation metrics.
+    assert report["negative_elbo"] == pytest.approx(
+        result.metrics["validation_negative_elbo"], abs=1e-3)
+    assert evaluate_saved(tmp_path / "run", num_samples=0)["num_images"] == 50
+    with pytest.raises(ValueError, match="--test-size applies to the test split only"):
+        evaluate_saved(tmp_path / "run", split="validation", test_size=10)
+
+
+def test_a_run_without_a_validation_split_says_so(model_dir):
+    with pytest.raises(ValueError, match=r"was trained without a validation split "
+                                         r"\(--validation-size 0\); evaluate it on the test "
+                                         r"split instead\.$"):
+        evaluate_saved(model_dir, split="validation")

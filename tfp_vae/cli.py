@@ -34,7 +34,8 @@ _EXAMPLES = {
     "evaluate": """
   tfp-vae evaluate runs/fashion-mnist-vae                   # ELBO and active units
   tfp-vae evaluate runs/fashion-mnist-vae --samples 1000 --test-size 1000
-  tfp-vae evaluate runs/quick/model --samples 100 --output runs/quick/evaluation.json""",
+  tfp-vae evaluate runs/quick/model --samples 100 --output runs/quick/evaluation.json
+  tfp-vae evaluate runs/quick --split validation --samples 1000  # select without the test set""",
     "sample": """
   tfp-vae sample runs/fashion-mnist-vae                     # DIR/plots/samples.png
   tfp-vae sample runs/fashion-mnist-vae --num 100 --columns 10 --seed 3 --output samples.png""",
@@ -92,6 +93,9 @@ _COMMANDS_TEXT: dict[str, tuple[str, str, list[tuple[str, dict[str, Any]]]]] = {
             ("--samples", {"type": int_at_least(0), "default": 100, "help": "importance "
                            "samples per image for the IWAE bound, up to 5000 (0 skips it; "
                            "default: 100)"}), _SEED,
+            ("--split", {"choices": ["test", "validation"], "default": "test",
+                         "help": "the run's test images, or its validation images (to compare "
+                         "runs without the test set; default: test)"}),
             ("--output", {"metavar": "FILE", "help": "also write the JSON to FILE"})]),
     "sample": (
         "write a PNG grid of images generated from the prior",
@@ -187,7 +191,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.samples > 5000:
         raise ValueError(f"--samples must be at most 5000, got {args.samples}.")
     text = json.dumps(evaluate_saved(args.dir, args.samples, args.seed, args.data_dir,
-                                     args.test_size, log=_warn), indent=2)
+                                     args.test_size, log=_warn, split=args.split), indent=2)
     _print(text)
     if args.output:
         try:

@@ -132,6 +132,28 @@ class SavedRun(NamedTuple):
         size = self.training.test_size if test_size is None else test_size
         return load_test_split(self.training, data_dir, size, offset, self.run, log)
 
+    def validation_split(self, data_dir: str | os.PathLike | None = None) -> np.ndarray:
+        """Its validation images as its model selection saw them (binarized once, as in
+        `tfp_vae.data.load_splits`): what to compare runs on without the test set.
+
+        Args:
+          data_dir: Overrides the run's data folder. Default: `None`.
+
+        Returns:
+          The images, `[validation_size, height, width, channels]`.
+
+        Raises:
+          ValueError: If it was trained without a validation split.
+        """
+        if not self.training.validation_size:
+            raise ValueError(f"{self.model_dir} was trained without a validation split "
+                             "(--validation-size 0); evaluate it on the test split instead.")
+        training = self.training
+        return load_splits(training.data, data_dir or training.data_dir,
+                           validation_size=training.validation_size, test_size=1,
+                           binarization=training.binarization, seed=training.seed,
+                           image_size=training.image_size).x_validation
+
 
 def saved_run(path: str | os.PathLike) -> SavedRun:
     """Where a saved model lives and how it was trained, from a run or model directory.
@@ -212,7 +234,7 @@ def load_test_split(training: TrainingConfig, data_dir: str | os.PathLike | None
 
 def evaluate_saved(path: str | os.PathLike, num_samples: int = 100, seed: int = 0,
                    data_dir: str | os.PathLike | None = None, test_size: int | None = None,
-                   log: Log | None = None) -> dict[str, Any]:
+                   log: Log | None = None, split: str = "test") -> dict[str, Any]:
     """Evaluates a saved model on its run's test images: the report of `tfp-vae evaluate`.
 
     Args:
@@ -223,13 +245,17 @@ def evaluate_saved(path: str | os.PathLike, num_samples: int = 100, seed: int = 
       data_dir: Overrides the run's data folder. Default: `None`.
       test_size: Use the first N test images; `None` uses the run's. Default: `None`.
       log: Receives warnings (e.g. the data changed since training). Default: `None`.
+      split: `'test'`, or `'validation'`: the run's validation images, to compare or select
+        runs without looking at the test set (`test_size` must then be `None`).
+        Default: `'test'`.
 
     Returns:
-      A JSON-ready dict: `model`, `dataset`, the rounded metrics of
+      A JSON-ready dict: `model`, `dataset`, `split`, the rounded metrics of
       `tfp_vae.evaluation.evaluate_model`, and `seconds`.
 
     Raises:
-      ValueError, FileNotFoundError: As `saved_run` and `load_test_split`.
+      ValueError, FileNotFoundError: As `saved_run` and `load_test_split`; a `'validation'`
+        split of a run trained without one, or with `test_size`.
 
     #### Examples
 
@@ -237,14 +263,22 @@ def evaluate_saved(path: str | os.PathLike, num_samples: int = 100, seed: int = 
     evaluate_saved("runs/fashion-mnist-vae", num_samples=1000)["iwae_log_likelihood"]
     ```
     """
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}.")
+    if split == "validation" and test_size is not None:
+        raise ValueError("--test-size applies to the test split only; drop it with "
+                         "--split validation.")
     saved = saved_run(path)
     model = saved.load_model()
-    images, _, _ = saved.test_split(data_dir, test_size, log=log)
+    if split == "validation":
+        images = saved.validation_split(data_dir)
+    else:
+        images, _, _ = saved.test_split(data_dir, test_size, log=log)
     start = time.perf_counter()
     result = evaluate_model(model, images, seed=seed,
                             iwae_samples=num_samples if isinstance(model, VAE) else 0)
-    return {"model": str(saved.model_dir), "dataset": saved.training.data, **rounded(result),
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"model": str(saved.model_dir), "dataset": saved.training.data, "split": split,
+            **rounded(result), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def sample_saved(path: str | os.PathLike, output: str | os.PathLike | None = None,
